@@ -1,0 +1,34 @@
+namespace SandboxBroker;
+
+/// <summary>
+/// One pool (a template and size): keeps MinReady sandboxes warm, never more than MaxTotal live,
+/// and hands each ready sandbox out once.
+/// </summary>
+[Alias("SandboxBroker.IPoolGrain")]
+public interface IPoolGrain : IGrainWithStringKey
+{
+    [Alias("GetStatus")]
+    [AlwaysInterleave]
+    Task<PoolStatus> GetStatus();
+
+    /// <summary>The pool's configuration; NOT_FOUND when the pool was never created.</summary>
+    [Alias("GetConfig")]
+    [AlwaysInterleave]
+    Task<PoolConfig> GetConfig();
+
+    /// <summary>Creates or changes the pool. Answers the stored configuration.</summary>
+    [Alias("Configure")]
+    Task<PoolConfig> Configure(PoolConfig config);
+
+    /// <summary>A ready sandbox (warm), or a reserved id to create when the policy says create; NO_SANDBOXES_AVAILABLE otherwise.</summary>
+    [Alias("Checkout")]
+    Task<PoolCheckout> Checkout(string claimKey);
+
+    /// <summary>Gives back a sandbox that was checked out but never leased.</summary>
+    [Alias("Return")]
+    Task Return(string sandboxId);
+
+    /// <summary>A sandbox of this pool changed status (sent by the sandbox grain).</summary>
+    [Alias("OnSandboxStatus")]
+    Task OnSandboxStatus(string sandboxId, SandboxStatus status);
+}

@@ -1,0 +1,34 @@
+namespace SandboxBroker;
+
+/// <summary>
+/// One sandbox, keyed by its broker-assigned id. The only caller of the provider for its sandbox;
+/// every status change goes through <see cref="SandboxLifecycle"/>.
+/// </summary>
+[Alias("SandboxBroker.ISandboxGrain")]
+public interface ISandboxGrain : IGrainWithStringKey
+{
+    /// <summary>Creates the sandbox at the provider (persisting 'provisioning' first). Idempotent; answers when ready.</summary>
+    [Alias("Provision")]
+    Task<SandboxInfo> Provision(SandboxSpec spec);
+
+    /// <summary>ready → leased for one claim. Idempotent for the same claim and lease; CONFLICT when the sandbox is not available.</summary>
+    [Alias("Lease")]
+    Task<SandboxInfo> Lease(SandboxLeaseRequest request);
+
+    /// <summary>The claim lets go: leased → releasing → deleting; deletion retries until the provider confirms. Idempotent.</summary>
+    [Alias("Release")]
+    Task Release(string claimKey, string reason);
+
+    /// <summary>Deletes a sandbox that no claim holds (failed, surplus, orphaned). Idempotent.</summary>
+    [Alias("Discard")]
+    Task Discard(string reason);
+
+    /// <summary>The provider no longer has this sandbox.</summary>
+    [Alias("MarkStale")]
+    Task MarkStale(string reason);
+
+    /// <summary>The record, or null when this id was never used. Read-only; may run while the grain is busy.</summary>
+    [Alias("Get")]
+    [AlwaysInterleave]
+    Task<SandboxInfo?> Get();
+}

@@ -1,0 +1,404 @@
+using Orleans.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using SandboxBroker.Grains.Options;
+using SandboxBroker.Storage;
+
+namespace SandboxBroker.Grains;
+
+[GenerateSerializer]
+public sealed class ClaimState
+{
+    /// <summary>The tenant the key belongs to (set by its first lease); other tenants are refused.</summary>
+    [Id(0)] public string? Tenant { get; set; }
+    [Id(1)] public Lease? Active { get; set; }
+    /// <summary>Ended leases, newest first, bounded by count and retention.</summary>
+    [Id(2)] public List<Lease> History { get; set; } = [];
+    [Id(3)] public long LeaseCount { get; set; }
+}
+
+/// <summary>
+/// One claim key. A single activation serializes check-and-create: the sandbox id is decided here and
+/// persisted (ETag-guarded) before it is returned. A write that loses to another activation (a stale
+/// ETag during a membership change) gives back what it took and deactivates; the caller's retry reaches
+/// the winner. Leases end by themselves: every call checks the deadline, a timer fires at it, and a
+/// reminder is the durable backstop. Ended leases become bounded history, pruned after a retention period.
+/// </summary>
+public sealed class ClaimGrain(
+    [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
+    IBrokerJournal journal,
+    IOptions<BrokerOptions> options,
+    TimeProvider time,
+    ILogger<ClaimGrain> logger) : Grain, IClaimGrain, IRemindable
+{
+    private const string Reminder = "claim";
+
+    private IGrainTimer? _deadlineTimer;
+    /// <summary>The active lease's sandbox as last seen; null until confirmed in this activation.</summary>
+    private SandboxInfo? _sandbox;
+    private (TimeSpan Due, TimeSpan Period)? _reminderPlan;
+
+    private string Key => this.GetPrimaryKeyString();
+    private ClaimState S => state.State;
+    private BrokerOptions Options => options.Value;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        ClaimKey.Validate(Key);
+        if (S.Active is not null)
+        {
+            ArmDeadlineTimer();
+        }
+        return Task.CompletedTask;
+    }
+
+    public async Task<AcquireResult> Acquire(AcquireRequest request)
+    {
+        LeaseRules.ValidateRequest(request);
+        await ExpireIfDue();
+        if (S.Tenant is not null && S.Tenant != request.Tenant)
+        {
+            throw new BrokerException(ErrorCodes.Forbidden, $"claim '{Key}' belongs to another tenant");
+        }
+        if (S.Active is { } active)
+        {
+            var sandbox = await ConfirmSandbox(active);
+            if (sandbox is not null)
+            {
+                return new AcquireResult(active, AcquireOutcome.Repeat, sandbox);
+            }
+            // The sandbox was lost (stale, or taken while this grain was down): the lease has ended; lease anew.
+        }
+        return await LeaseNew(request);
+    }
+
+    public async Task<Lease?> Get()
+    {
+        await ExpireIfDue();
+        return S.Active;
+    }
+
+    public async Task<Lease> Touch()
+    {
+        var lease = await RequireActive();
+        var updated = lease with { LastActivityAt = time.GetUtcNow() };
+        await Save(() => S.Active = updated);
+        ArmDeadlineTimer();
+        await Journal("lease.touched", updated, updated.Status);
+        return updated;
+    }
+
+    public async Task<Lease> Extend(TimeSpan ttl)
+    {
+        var lease = await RequireActive();
+        if (ttl <= TimeSpan.Zero)
+        {
+            throw new BrokerException(ErrorCodes.InvalidArgument, "ttl must be positive") { Field = "ttl_seconds" };
+        }
+        var pool = await GrainFactory.GetGrain<IPoolGrain>(lease.Pool).GetConfig();
+        var now = time.GetUtcNow();
+        LeaseRules.EffectiveTtl(ttl, pool);
+        var expiresAt = now + ttl > lease.ExpiresAt ? now + ttl : lease.ExpiresAt;
+        var updated = lease with { ExpiresAt = expiresAt, LastActivityAt = now };
+        await Save(() => S.Active = updated);
+        ArmDeadlineTimer();
+        await Journal("lease.extended", updated, updated.Status);
+        return updated;
+    }
+
+    public async Task<Lease?> Release(string reason)
+    {
+        await ExpireIfDue();
+        if (S.Active is null)
+        {
+            return null;
+        }
+        return await EndActive(LeaseStatus.Released, string.IsNullOrWhiteSpace(reason) ? "released" : reason);
+    }
+
+    public async Task<IReadOnlyList<Lease>> History()
+    {
+        await ExpireIfDue();
+        return S.Active is { } active ? [active, .. S.History] : S.History;
+    }
+
+    public Task<bool> Owns(string sandboxId) => Task.FromResult(S.Active?.SandboxId == sandboxId);
+
+    public Task<bool> HasActiveLease() => Task.FromResult(S.Active is not null);
+
+    public async Task SandboxLost(string sandboxId, string reason)
+    {
+        if (S.Active?.SandboxId == sandboxId)
+        {
+            await EndActive(LeaseStatus.Released, $"sandbox lost: {reason}");
+        }
+    }
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (reminderName != Reminder)
+        {
+            return;
+        }
+        await ExpireIfDue();
+        var now = time.GetUtcNow();
+        var pruned = LeaseRules.Prune(S.History, Options.HistoryLimit, Options.HistoryRetention, now);
+        if (S.Active is null && pruned.Count == 0)
+        {
+            // Nothing left to remember: the row goes, and re-acquiring the key starts afresh.
+            await state.ClearStateAsync();
+            await PlanReminder();
+            DeactivateOnIdle();
+            return;
+        }
+        if (pruned.Count != S.History.Count)
+        {
+            await Save(() => S.History = pruned);
+        }
+        await PlanReminder();
+    }
+
+    private async Task<AcquireResult> LeaseNew(AcquireRequest request)
+    {
+        var poolName = request.Pool ?? BrokerOptions.DefaultPool;
+        var pool = GrainFactory.GetGrain<IPoolGrain>(poolName);
+        var config = await pool.GetConfig();
+        var ttl = LeaseRules.EffectiveTtl(request.Ttl, config);
+        var idle = request.IdleTimeout ?? config.IdleTimeout;
+        var name = request.Name is null ? null : ClaimNames.Render(request.Name, Key);
+        var owner = GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}");
+
+        await owner.Admit(Key);
+        var persisted = false;
+        try
+        {
+            if (name is not null)
+            {
+                await GrainFactory.GetGrain<ISandboxNameGrain>(name).Reserve(Key);
+            }
+            // A warm sandbox can turn out not to be ready (a pool restored from an older write): take another.
+            for (var attempt = 1; ; attempt++)
+            {
+                var checkout = await pool.Checkout(Key);
+                var now = time.GetUtcNow();
+                var lease = new Lease(Key, S.LeaseCount + 1, checkout.SandboxId, poolName, request.Tenant, request.Owner, name,
+                    now, now + ttl, idle, now, LeaseStatus.Active, null, null,
+                    request.Labels ?? new Dictionary<string, string>());
+                try
+                {
+                    await Save(() =>
+                    {
+                        S.Active = lease;
+                        S.Tenant = request.Tenant;
+                        S.LeaseCount = lease.Number;
+                    });
+                }
+                catch (BrokerException e) when (e.Code == ErrorCodes.ConcurrentUpdate)
+                {
+                    await pool.Return(checkout.SandboxId); // nothing was leased: give it back untouched
+                    throw;
+                }
+                persisted = true;
+                await PlanReminder();
+                try
+                {
+                    var sandbox = GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId);
+                    if (!checkout.Warm)
+                    {
+                        var labels = new Dictionary<string, string>(lease.Labels) { [BrokerLabels.ClaimKey] = Key };
+                        await sandbox.Provision(new SandboxSpec(poolName, config.Provider, config.Template,
+                            name ?? $"sbx-{poolName}-{checkout.SandboxId[..8]}", labels));
+                    }
+                    _sandbox = await sandbox.Lease(LeaseRequestFor(lease));
+                }
+                catch (BrokerException e) when (e.Code == ErrorCodes.Conflict && checkout.Warm && attempt < 3)
+                {
+                    logger.LogWarning("Claim {ClaimKey}: warm sandbox {SandboxId} was not available ({Reason}); taking another", Key, checkout.SandboxId, e.Message);
+                    await Save(() => S.Active = null);
+                    persisted = false;
+                    await pool.Return(checkout.SandboxId);
+                    continue;
+                }
+                catch (BrokerException e) when (e.Code is ErrorCodes.Conflict or ErrorCodes.ProviderError or ErrorCodes.ProviderUnavailable)
+                {
+                    await EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}");
+                    throw;
+                }
+                ArmDeadlineTimer();
+                await Journal("lease.acquired", lease, LeaseStatus.Active, request.Actor,
+                    checkout.Warm ? "warm" : "cold");
+                return new AcquireResult(lease, checkout.Warm ? AcquireOutcome.Warm : AcquireOutcome.Cold, _sandbox);
+            }
+        }
+        catch when (!persisted)
+        {
+            await owner.Forget(Key);
+            if (name is not null)
+            {
+                await GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The sandbox behind the active lease, confirmed once per activation (after a crash between persisting
+    /// the lease and leasing the sandbox, this finishes the job). Null when the sandbox was lost: the lease is ended.
+    /// </summary>
+    private async Task<SandboxInfo?> ConfirmSandbox(Lease active)
+    {
+        if (_sandbox is not null)
+        {
+            return _sandbox;
+        }
+        try
+        {
+            _sandbox = await GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Lease(LeaseRequestFor(active));
+            return _sandbox;
+        }
+        catch (BrokerException e) when (e.Code is ErrorCodes.Conflict or ErrorCodes.NotFound)
+        {
+            logger.LogWarning("Claim {ClaimKey}: sandbox {SandboxId} of the active lease is not available: {Reason}", Key, active.SandboxId, e.Message);
+            await EndActive(LeaseStatus.Released, $"sandbox lost: {e.Message}");
+            return null;
+        }
+    }
+
+    private async Task ExpireIfDue()
+    {
+        if (S.Active is { } active && LeaseRules.IsDue(active, time.GetUtcNow()))
+        {
+            var reason = active.IdleTimeout is { } idle && active.LastActivityAt + idle <= active.ExpiresAt ? "idle timeout" : "ttl";
+            await EndActive(LeaseStatus.Expired, reason);
+        }
+    }
+
+    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the owner's count drops.</summary>
+    private async Task<Lease> EndActive(LeaseStatus status, string reason)
+    {
+        var active = S.Active!;
+        var now = time.GetUtcNow();
+        var ended = LeaseRules.End(active, status, reason, now);
+        await Save(() =>
+        {
+            S.Active = null;
+            S.History = LeaseRules.Prune([ended, .. S.History], Options.HistoryLimit, Options.HistoryRetention, now);
+        });
+        _sandbox = null;
+        _deadlineTimer?.Dispose();
+        _deadlineTimer = null;
+        await Journal(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
+        // Best effort, each on its own: a failure here leaves work the reconciler and the owner's check finish.
+        await Try(() => GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Release(Key, reason), "release sandbox");
+        await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
+        if (active.SandboxName is { } name)
+        {
+            await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
+        }
+        await PlanReminder();
+        return ended;
+    }
+
+    private async Task<Lease> RequireActive()
+    {
+        await ExpireIfDue();
+        return S.Active ?? throw new BrokerException(ErrorCodes.LeaseNotActive, $"claim '{Key}' has no active lease");
+    }
+
+    /// <summary>Applies a change and writes it; a stale ETag means another activation won: give up this one.</summary>
+    private async Task Save(Action change)
+    {
+        change();
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch (InconsistentStateException e)
+        {
+            logger.LogWarning("Claim {ClaimKey}: another activation wrote first; deactivating this one", Key);
+            DeactivateOnIdle();
+            throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated concurrently; retry", e) { RetryAfterSeconds = 0 };
+        }
+    }
+
+    /// <summary>
+    /// One reminder per key while there is something to do: checks an active lease every LeaseCheckPeriod
+    /// from its deadline on, or prunes history when its oldest entry passes retention. None otherwise.
+    /// </summary>
+    private async Task PlanReminder()
+    {
+        var now = time.GetUtcNow();
+        (TimeSpan Due, TimeSpan Period)? plan = null;
+        if (S.Active is { } active)
+        {
+            var due = active.DeadlineAt - now;
+            plan = (due > TimeSpan.Zero ? due : TimeSpan.Zero, Options.LeaseCheckPeriod);
+        }
+        else if (S.History.Count > 0)
+        {
+            var oldest = S.History.Min(l => l.EndedAt ?? now);
+            var due = oldest + Options.HistoryRetention - now;
+            plan = (due > TimeSpan.Zero ? due : TimeSpan.Zero, Options.HistoryRetention);
+        }
+        if (plan == _reminderPlan && plan is not null)
+        {
+            return;
+        }
+        if (plan is { } p)
+        {
+            await this.RegisterOrUpdateReminder(Reminder, p.Due, p.Period);
+        }
+        else if (await this.GetReminder(Reminder) is { } existing)
+        {
+            await this.UnregisterReminder(existing);
+        }
+        _reminderPlan = plan;
+    }
+
+    /// <summary>While the activation lives, the lease ends on time (the reminder covers the rest).</summary>
+    private void ArmDeadlineTimer()
+    {
+        _deadlineTimer?.Dispose();
+        if (S.Active is not { } active)
+        {
+            return;
+        }
+        var due = active.DeadlineAt - time.GetUtcNow();
+        _deadlineTimer = this.RegisterGrainTimer(
+            static (self, _) => self.ExpireIfDue(),
+            this,
+            new GrainTimerCreationOptions { DueTime = due > TimeSpan.Zero ? due : TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan });
+    }
+
+    private SandboxLeaseRequest LeaseRequestFor(Lease lease) =>
+        new(Key, lease.Number, lease.Tenant, lease.Owner, lease.ExpiresAt, lease.SandboxName);
+
+    private async Task Journal(string @event, Lease lease, LeaseStatus status, string? actor = null, string? detail = null)
+    {
+        try
+        {
+            var now = time.GetUtcNow();
+            await journal.WriteAsync(
+                new AuditEvent("claim", Key, @event, null, SandboxLifecycle.Format(status), actor,
+                    System.Text.Json.JsonSerializer.Serialize(new { lease = lease.Number, sandbox_id = lease.SandboxId, detail }), now),
+                claim: new ClaimRow(Key, lease.Tenant, lease.Owner, lease.Pool, lease.SandboxId, SandboxLifecycle.Format(status),
+                    lease.AcquiredAt, lease.ExpiresAt, lease.LastActivityAt, now));
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Journal write for claim {ClaimKey} ({Event}) failed", Key, @event);
+        }
+    }
+
+    private async Task Try(Func<Task> action, string what)
+    {
+        try
+        {
+            await action();
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Claim {ClaimKey}: could not {What}", Key, what);
+        }
+    }
+}

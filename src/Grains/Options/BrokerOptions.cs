@@ -1,0 +1,65 @@
+namespace SandboxBroker.Grains.Options;
+
+/// <summary>Broker-wide settings, bound from the "Broker" configuration section.</summary>
+public sealed class BrokerOptions
+{
+    public const string Section = "Broker";
+
+    /// <summary>Labels every provider sandbox; the reconciler touches only sandboxes with this deployment's label.</summary>
+    public string DeploymentId { get; set; } = "sandboxbroker";
+
+    /// <summary>Ended leases kept per claim key (newest first).</summary>
+    public int HistoryLimit { get; set; } = 50;
+
+    /// <summary>Ended leases older than this are pruned.</summary>
+    public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often an active lease's reminder checks for expiry (the durable backstop; calls check too).</summary>
+    public TimeSpan LeaseCheckPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Concurrently active leases per owner (tenant/owner).</summary>
+    public int OwnerMaxActiveLeases { get; set; } = 5;
+
+    /// <summary>First and longest wait between provider delete attempts.</summary>
+    public TimeSpan DeleteRetryMin { get; set; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan DeleteRetryMax { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The durable retry period for deletes and replenishment (reminders).</summary>
+    public TimeSpan RetryReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often each provider is reconciled.</summary>
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>A provider sandbox no record owns is deleted only once it is older than this (it may be mid-create).</summary>
+    public TimeSpan ReconcileGrace { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Pools that exist from the start; "default" always exists.</summary>
+    public Dictionary<string, PoolOptions> Pools { get; set; } = new(StringComparer.Ordinal);
+
+    public PoolConfig PoolConfigFor(string name) =>
+        Pools.TryGetValue(name, out var pool) ? pool.ToConfig(name)
+        : name == DefaultPool ? new PoolOptions().ToConfig(name)
+        : throw new KeyNotFoundException(name);
+
+    public IEnumerable<string> ConfiguredPools => Pools.Keys.Append(DefaultPool).Distinct();
+
+    public const string DefaultPool = "default";
+}
+
+/// <summary>A pool as configured at start; run-time changes go through the PoolGrain and are persisted.</summary>
+public sealed class PoolOptions
+{
+    public string Provider { get; set; } = "local";
+    public string? Template { get; set; }
+    public int MinReady { get; set; } = 2;
+    public int MaxTotal { get; set; } = 100;
+    public TimeSpan DefaultTtl { get; set; } = TimeSpan.FromHours(1);
+    public TimeSpan MaxTtl { get; set; } = TimeSpan.FromHours(24);
+    public TimeSpan? IdleTimeout { get; set; }
+    public OnEmptyPolicy OnEmpty { get; set; } = OnEmptyPolicy.Create;
+    public int MaxConcurrentCreates { get; set; } = 4;
+
+    public PoolConfig ToConfig(string name) =>
+        new(name, Provider, Template, MinReady, MaxTotal, DefaultTtl, MaxTtl, IdleTimeout, OnEmpty, MaxConcurrentCreates);
+}

@@ -1,0 +1,300 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using SandboxBroker.Grains.Options;
+using SandboxBroker.Grains.Providers;
+
+namespace SandboxBroker.Grains;
+
+[GenerateSerializer]
+public sealed class PoolState
+{
+    /// <summary>Null until the pool is created (configured pools are created on first use).</summary>
+    [Id(0)] public PoolConfig? Config { get; set; }
+
+    /// <summary>Ready sandboxes, oldest first: each is handed out once.</summary>
+    [Id(1)] public List<string> Ready { get; set; } = [];
+
+    /// <summary>Sandboxes the pool is creating to stay warm, with when the create started.</summary>
+    [Id(2)] public Dictionary<string, DateTimeOffset> Provisioning { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Sandboxes handed to claims (warm, or reserved for a cold create), with when.</summary>
+    [Id(3)] public Dictionary<string, DateTimeOffset> CheckedOut { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Sandboxes on their way out; they still exist at the provider, so they count against max total.</summary>
+    [Id(4)] public HashSet<string> Deleting { get; set; } = new(StringComparer.Ordinal);
+
+    public int Total => Ready.Count + Provisioning.Count + CheckedOut.Count + Deleting.Count;
+}
+
+/// <summary>
+/// One pool. Keeps MinReady sandboxes warm with at most MaxConcurrentCreates creates in flight, never
+/// more than MaxTotal live, and hands each ready sandbox out once (the sandbox grain's ready → leased
+/// transition is the second guard). State changes only inside grain turns; the creates themselves run in
+/// the background and report back through <see cref="OnSandboxStatus"/>, so the pool keeps answering.
+/// </summary>
+public sealed class PoolGrain(
+    [PersistentState("pool", StorageNames.Broker)] IPersistentState<PoolState> state,
+    IOptions<BrokerOptions> options,
+    SandboxProviderRegistry providers,
+    TimeProvider time,
+    ILogger<PoolGrain> logger) : Grain, IPoolGrain, IRemindable
+{
+    private const string MaintainReminder = "maintain";
+
+    /// <summary>A checked-out or provisioning sandbox not heard of for this long is looked at again.</summary>
+    private static readonly TimeSpan Grace = TimeSpan.FromMinutes(2);
+
+    private string Name => this.GetPrimaryKeyString();
+    private PoolState S => state.State;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (S.Config is null && options.Value.ConfiguredPools.Contains(Name))
+        {
+            S.Config = options.Value.PoolConfigFor(Name);
+            await state.WriteStateAsync(cancellationToken);
+            await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
+        }
+        if (S.Config is not null)
+        {
+            // The reminder brings the pool back after a silo dies, so replenishment carries on.
+            await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
+            await Maintain(TimeSpan.Zero);
+        }
+    }
+
+    public Task<PoolConfig> GetConfig() => Task.FromResult(RequireConfig());
+
+    public Task<PoolStatus> GetStatus() =>
+        Task.FromResult(new PoolStatus(RequireConfig(), new PoolLevels(S.Ready.Count, S.Provisioning.Count, S.CheckedOut.Count, S.Deleting.Count, S.Total)));
+
+    public async Task<PoolConfig> Configure(PoolConfig config)
+    {
+        config = config with { Name = Name };
+        PoolConfigValidator.Validate(config, providers.Contains);
+        var isNew = S.Config is null;
+        S.Config = config;
+        var surplus = TakeSurplus();
+        await SaveAndReplenish();
+        if (isNew)
+        {
+            await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
+            await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
+        }
+        foreach (var id in surplus)
+        {
+            await GrainFactory.GetGrain<ISandboxGrain>(id).Discard("pool shrunk");
+        }
+        logger.LogInformation("Pool {Pool} configured: provider {Provider}, min ready {MinReady}, max total {MaxTotal}",
+            Name, config.Provider, config.MinReady, config.MaxTotal);
+        return config;
+    }
+
+    public async Task<PoolCheckout> Checkout(string claimKey)
+    {
+        var config = RequireConfig();
+        string id;
+        bool warm;
+        if (S.Ready.Count > 0)
+        {
+            id = S.Ready[0];
+            S.Ready.RemoveAt(0);
+            warm = true;
+        }
+        else if (config.OnEmpty == OnEmptyPolicy.Create && S.Total < config.MaxTotal)
+        {
+            id = NewSandboxId();
+            warm = false;
+        }
+        else
+        {
+            var why = config.OnEmpty == OnEmptyPolicy.Fail
+                ? $"pool '{Name}' has no ready sandbox ({S.Provisioning.Count} being created)"
+                : $"pool '{Name}' is at its max total of {config.MaxTotal} sandboxes";
+            throw new BrokerException(ErrorCodes.NoSandboxesAvailable, why) { RetryAfterSeconds = 5 };
+        }
+        S.CheckedOut[id] = time.GetUtcNow();
+        await SaveAndReplenish();
+        return new PoolCheckout(id, warm, config);
+    }
+
+    public async Task Return(string sandboxId)
+    {
+        if (!S.CheckedOut.Remove(sandboxId))
+        {
+            return;
+        }
+        var info = await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Get();
+        if (info?.Status == SandboxStatus.Ready)
+        {
+            S.Ready.Insert(0, sandboxId); // untouched: the next claim can have it
+        }
+        else if (info is not null && SandboxLifecycle.IsLive(info.Status))
+        {
+            S.Deleting.Add(sandboxId);
+        }
+        await SaveAndReplenish();
+    }
+
+    public async Task OnSandboxStatus(string sandboxId, SandboxStatus status)
+    {
+        var changed = status switch
+        {
+            SandboxStatus.Ready => S.Provisioning.Remove(sandboxId) && AddReady(sandboxId),
+            SandboxStatus.Leased => S.Ready.Remove(sandboxId) | S.Provisioning.Remove(sandboxId) | S.CheckedOut.TryAdd(sandboxId, time.GetUtcNow()),
+            SandboxStatus.Releasing or SandboxStatus.Deleting or SandboxStatus.Failed => Forget(sandboxId) | S.Deleting.Add(sandboxId),
+            SandboxStatus.Deleted or SandboxStatus.Stale => Forget(sandboxId),
+            _ => false,
+        };
+        if (changed)
+        {
+            await SaveAndReplenish();
+        }
+    }
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (reminderName == MaintainReminder && S.Config is not null)
+        {
+            await Maintain(Grace);
+        }
+    }
+
+    private bool AddReady(string sandboxId)
+    {
+        S.Ready.Add(sandboxId);
+        return true;
+    }
+
+    private bool Forget(string sandboxId) =>
+        S.Ready.Remove(sandboxId) | S.Provisioning.Remove(sandboxId) | S.CheckedOut.Remove(sandboxId) | S.Deleting.Remove(sandboxId);
+
+    /// <summary>
+    /// Persists the pool, then starts creates until ready + provisioning reaches MinReady, within MaxTotal
+    /// and the create concurrency. New ids are written before any create starts.
+    /// </summary>
+    private async Task SaveAndReplenish()
+    {
+        var started = new List<(string Id, SandboxSpec Spec)>();
+        if (S.Config is { } config)
+        {
+            var wanted = config.MinReady - S.Ready.Count - S.Provisioning.Count;
+            var room = config.MaxTotal - S.Total;
+            var slots = config.MaxConcurrentCreates - S.Provisioning.Count;
+            var count = Math.Min(wanted, Math.Min(room, slots));
+            var now = time.GetUtcNow();
+            for (var i = 0; i < count; i++)
+            {
+                var id = NewSandboxId();
+                S.Provisioning[id] = now;
+                started.Add((id, SpecFor(id, config)));
+            }
+        }
+        await state.WriteStateAsync();
+        foreach (var (id, spec) in started)
+        {
+            _ = CreateInBackground(id, spec);
+        }
+    }
+
+    /// <summary>Runs one create; touches no pool state (the sandbox reports back through OnSandboxStatus).</summary>
+    private async Task CreateInBackground(string id, SandboxSpec spec)
+    {
+        try
+        {
+            await GrainFactory.GetGrain<ISandboxGrain>(id).Provision(spec);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Pool {Pool} could not create sandbox {SandboxId}: {Error}", Name, id, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Looks again at sandboxes not heard of for <paramref name="age"/>: creates a crash interrupted are
+    /// resumed, sandboxes checked out by an acquire that never leased them come back, and then the pool is
+    /// topped up.
+    /// </summary>
+    private async Task Maintain(TimeSpan age)
+    {
+        var cutoff = time.GetUtcNow() - age;
+        var resume = new List<(string, SandboxSpec)>();
+        foreach (var (id, _) in S.Provisioning.Where(p => p.Value <= cutoff).ToList())
+        {
+            var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            switch (info?.Status)
+            {
+                case null or SandboxStatus.Provisioning:
+                    S.Provisioning[id] = time.GetUtcNow();
+                    resume.Add((id, SpecFor(id, S.Config!)));
+                    break;
+                case SandboxStatus.Ready:
+                    S.Provisioning.Remove(id);
+                    S.Ready.Add(id);
+                    break;
+                case var status when SandboxLifecycle.IsLive(status.Value):
+                    S.Provisioning.Remove(id);
+                    S.Deleting.Add(id);
+                    break;
+                default:
+                    S.Provisioning.Remove(id);
+                    break;
+            }
+        }
+        foreach (var (id, at) in S.CheckedOut.Where(c => c.Value <= cutoff).ToList())
+        {
+            var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            if (info is null)
+            {
+                S.CheckedOut.Remove(id); // a cold reservation whose create never began
+            }
+            else if (info.Status == SandboxStatus.Ready && age > TimeSpan.Zero)
+            {
+                S.CheckedOut.Remove(id);
+                S.Ready.Add(id);
+                logger.LogInformation("Pool {Pool} takes back sandbox {SandboxId}: checked out at {At} but never leased", Name, id, at);
+            }
+            else if (!SandboxLifecycle.IsLive(info.Status))
+            {
+                S.CheckedOut.Remove(id);
+            }
+        }
+        foreach (var id in S.Deleting.ToList())
+        {
+            var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            if (info is null || !SandboxLifecycle.IsLive(info.Status))
+            {
+                S.Deleting.Remove(id);
+            }
+        }
+        await SaveAndReplenish();
+        foreach (var (id, spec) in resume)
+        {
+            _ = CreateInBackground(id, spec);
+        }
+    }
+
+    /// <summary>After a shrink, ready sandboxes above the new max total (or far above min ready) leave the pool.</summary>
+    private List<string> TakeSurplus()
+    {
+        var config = S.Config!;
+        var surplus = new List<string>();
+        while (S.Ready.Count > 0 && S.Total > config.MaxTotal)
+        {
+            var id = S.Ready[^1];
+            S.Ready.RemoveAt(S.Ready.Count - 1);
+            S.Deleting.Add(id);
+            surplus.Add(id);
+        }
+        return surplus;
+    }
+
+    private SandboxSpec SpecFor(string id, PoolConfig config) =>
+        new(Name, config.Provider, config.Template, $"sbx-{Name}-{id[..8]}", new Dictionary<string, string>());
+
+    private PoolConfig RequireConfig() =>
+        S.Config ?? throw new BrokerException(ErrorCodes.NotFound, $"pool '{Name}' does not exist") { Field = "pool" };
+
+    private static string NewSandboxId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+}

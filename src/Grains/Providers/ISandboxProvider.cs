@@ -1,0 +1,75 @@
+namespace SandboxBroker.Grains.Providers;
+
+/// <summary>
+/// A place sandboxes live (a directory tree, a Postgres database, Daytona, E2B). Only SandboxGrain calls
+/// create/start/stop/delete for its sandbox; the reconciler lists. Every call is idempotent:
+/// create finds an existing sandbox by the broker id label, delete of a missing sandbox succeeds.
+/// </summary>
+public interface ISandboxProvider
+{
+    string Name { get; }
+
+    Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The sandbox holding this broker id, or null when the provider has none.</summary>
+    Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken cancellationToken);
+
+    /// <summary>Every sandbox whose labels include all of <paramref name="labels"/>, page by page.</summary>
+    IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken);
+
+    Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken);
+
+    Task StopAsync(string sandboxId, string? externalId, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the sandbox; succeeds when it is already gone.</summary>
+    Task DeleteAsync(string sandboxId, string? externalId, CancellationToken cancellationToken);
+}
+
+public sealed record ProviderCreateRequest(
+    string SandboxId,
+    string Name,
+    string? Template,
+    IReadOnlyDictionary<string, string> Labels);
+
+public enum ProviderSandboxState
+{
+    Creating,
+    Running,
+    Stopped,
+    Failed,
+}
+
+public sealed record ProviderSandbox(
+    string SandboxId,
+    string ExternalId,
+    string Name,
+    ProviderSandboxState State,
+    IReadOnlyDictionary<string, string> Labels,
+    IReadOnlyDictionary<string, string> Connection,
+    DateTimeOffset? CreatedAt = null);
+
+/// <summary>A provider call failed. Transient errors are retried by the caller; others mark the sandbox failed.</summary>
+public sealed class ProviderException(string provider, string message, bool transient, Exception? inner = null)
+    : Exception($"{provider}: {message}", inner)
+{
+    public string Provider { get; } = provider;
+
+    public bool Transient { get; } = transient;
+}
+
+/// <summary>Finds providers by name (the pool's Provider field).</summary>
+public sealed class SandboxProviderRegistry(IEnumerable<ISandboxProvider> providers)
+{
+    private readonly Dictionary<string, ISandboxProvider> _byName =
+        providers.ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+
+    public IReadOnlyCollection<string> Names => _byName.Keys;
+
+    public ISandboxProvider Get(string name) =>
+        _byName.TryGetValue(name, out var provider)
+            ? provider
+            : throw new BrokerException(ErrorCodes.InvalidArgument,
+                $"unknown provider '{name}'; configured providers: {string.Join(", ", _byName.Keys.Order())}") { Field = "provider" };
+
+    public bool Contains(string name) => _byName.ContainsKey(name);
+}

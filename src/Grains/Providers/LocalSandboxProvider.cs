@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SandboxBroker.Grains.Providers;
+
+public sealed class LocalProviderOptions
+{
+    public const string Section = "Providers:Local";
+
+    /// <summary>Where workspaces live: one directory per sandbox.</summary>
+    public string Root { get; set; } = Path.Combine(Environment.CurrentDirectory, ".sandboxes");
+
+    /// <summary>An optional command started in the workspace on create/start (run by /bin/sh -c), stopped on stop/delete.</summary>
+    public string? Command { get; set; }
+}
+
+/// <summary>
+/// The embedded default: a real workspace directory per sandbox, its labels in <c>sandbox.json</c>,
+/// optionally a process started in it. The directory is named by the broker's sandbox id, so create is
+/// idempotent by id and a crash mid-create leaves a directory the reconciler can find by its labels.
+/// </summary>
+public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider
+{
+    private const string MetadataFile = "sandbox.json";
+    private const string PidFile = "sandbox.pid";
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    private readonly string _root = Path.GetFullPath(options.Value.Root);
+
+    public string Name => "local";
+
+    public async Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken)
+    {
+        var directory = DirectoryFor(request.SandboxId);
+        var existing = await ReadAsync(directory, cancellationToken);
+        if (existing is not null)
+        {
+            return existing;
+        }
+        Directory.CreateDirectory(Path.Combine(directory, "workspace"));
+        var metadata = new LocalMetadata(request.SandboxId, request.Name, request.Template, request.Labels.ToDictionary(), DateTimeOffset.UtcNow);
+        // Write to a temporary file, then rename: a crash never leaves half a metadata file.
+        var temp = Path.Combine(directory, MetadataFile + ".tmp");
+        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(metadata, Json), cancellationToken);
+        File.Move(temp, Path.Combine(directory, MetadataFile), overwrite: true);
+        StartProcess(directory);
+        logger.LogInformation("Created local sandbox {SandboxId} at {Directory}", request.SandboxId, directory);
+        return (await ReadAsync(directory, cancellationToken))!;
+    }
+
+    public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken cancellationToken) =>
+        ReadAsync(DirectoryFor(sandboxId), cancellationToken);
+
+    public async IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(_root))
+        {
+            yield break;
+        }
+        foreach (var directory in Directory.EnumerateDirectories(_root))
+        {
+            var sandbox = await ReadAsync(directory, cancellationToken);
+            if (sandbox is not null && labels.All(l => sandbox.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+            {
+                yield return sandbox;
+            }
+        }
+    }
+
+    public Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    {
+        var directory = DirectoryFor(sandboxId);
+        if (!File.Exists(Path.Combine(directory, MetadataFile)))
+        {
+            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
+        }
+        StartProcess(directory);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    {
+        StopProcess(DirectoryFor(sandboxId));
+        return Task.CompletedTask;
+    }
+
+    public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    {
+        var directory = DirectoryFor(sandboxId);
+        if (!Directory.Exists(directory))
+        {
+            return Task.CompletedTask;
+        }
+        StopProcess(directory);
+        // Remove the metadata first: a half-deleted directory is no longer listed as a sandbox.
+        File.Delete(Path.Combine(directory, MetadataFile));
+        Directory.Delete(directory, recursive: true);
+        logger.LogInformation("Deleted local sandbox {SandboxId}", sandboxId);
+        return Task.CompletedTask;
+    }
+
+    private string DirectoryFor(string sandboxId)
+    {
+        if (sandboxId.Length == 0 || sandboxId.Any(c => !char.IsAsciiLetterOrDigit(c) && c != '-' && c != '_'))
+        {
+            throw new ProviderException(Name, $"'{sandboxId}' is not a valid sandbox id", transient: false);
+        }
+        return Path.Combine(_root, sandboxId);
+    }
+
+    private async Task<ProviderSandbox?> ReadAsync(string directory, CancellationToken cancellationToken)
+    {
+        var file = Path.Combine(directory, MetadataFile);
+        string text;
+        try
+        {
+            text = await File.ReadAllTextAsync(file, cancellationToken);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        var metadata = JsonSerializer.Deserialize<LocalMetadata>(text, Json)
+            ?? throw new ProviderException(Name, $"unreadable metadata in {file}", transient: false);
+        var workspace = Path.Combine(directory, "workspace");
+        return new ProviderSandbox(
+            metadata.SandboxId,
+            ExternalId: directory,
+            metadata.Name,
+            ProviderSandboxState.Running,
+            metadata.Labels,
+            new Dictionary<string, string> { ["workspace"] = workspace },
+            metadata.CreatedAt);
+    }
+
+    private void StartProcess(string directory)
+    {
+        if (string.IsNullOrWhiteSpace(options.Value.Command) || RunningPid(directory) is not null)
+        {
+            return;
+        }
+        var start = new ProcessStartInfo("/bin/sh", ["-c", options.Value.Command])
+        {
+            WorkingDirectory = Path.Combine(directory, "workspace"),
+            UseShellExecute = false,
+            RedirectStandardOutput = false,
+            RedirectStandardError = false,
+        };
+        using var process = Process.Start(start) ?? throw new ProviderException(Name, "could not start the sandbox command", transient: true);
+        File.WriteAllText(Path.Combine(directory, PidFile), process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private static void StopProcess(string directory)
+    {
+        if (RunningPid(directory) is { } pid)
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                process.Kill(entireProcessTree: true);
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+        }
+        File.Delete(Path.Combine(directory, PidFile));
+    }
+
+    private static int? RunningPid(string directory)
+    {
+        var file = Path.Combine(directory, PidFile);
+        return File.Exists(file) && int.TryParse(File.ReadAllText(file), out var pid) ? pid : null;
+    }
+
+    private sealed record LocalMetadata(string SandboxId, string Name, string? Template, Dictionary<string, string> Labels, DateTimeOffset CreatedAt);
+}

@@ -1,0 +1,80 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Orleans.Configuration;
+using Orleans.Dashboard;
+using SandboxBroker.Grains;
+using SandboxBroker.Grains.Options;
+using SandboxBroker.Grains.Providers;
+
+namespace SandboxBroker.Silo;
+
+/// <summary>The silo's Orleans setup, shared by the real host and the test clusters.</summary>
+public static class SiloConfiguration
+{
+    public const string Invariant = "Npgsql";
+
+    public static void Configure(ISiloBuilder silo, IConfiguration configuration, string connectionString, bool configureEndpoints = true)
+    {
+        var settings = configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = settings.ClusterId;
+            o.ServiceId = settings.ServiceId;
+        });
+        if (configureEndpoints)
+        {
+            silo.ConfigureEndpoints(IPAddress.Parse(settings.AdvertisedAddress), settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: false);
+        }
+        silo.UseAdoNetClustering(o =>
+        {
+            o.Invariant = Invariant;
+            o.ConnectionString = connectionString;
+        });
+        silo.AddAdoNetGrainStorage(StorageNames.Broker, o =>
+        {
+            o.Invariant = Invariant;
+            o.ConnectionString = connectionString;
+        });
+        silo.UseAdoNetReminderService(o =>
+        {
+            o.Invariant = Invariant;
+            o.ConnectionString = connectionString;
+        });
+        silo.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = settings.MinimumReminderPeriod);
+        silo.Services.AddBrokerGrainServices(configuration, connectionString);
+        // Deployment id labels provider sandboxes; default it to the service id so it is stable and unique per service.
+        silo.Services.PostConfigure<BrokerOptions>(o =>
+        {
+            if (o.DeploymentId == new BrokerOptions().DeploymentId)
+            {
+                o.DeploymentId = settings.ServiceId;
+            }
+        });
+        silo.AddDashboard();
+        silo.AddStartupTask(WakeUp);
+    }
+
+    /// <summary>Activates the configured pools (so they start warming) and each provider's reconciler (so its reminder runs).</summary>
+    private static async Task WakeUp(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        var grains = services.GetRequiredService<IGrainFactory>();
+        var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrokerOptions>>().Value;
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(SiloConfiguration));
+        try
+        {
+            foreach (var pool in options.ConfiguredPools)
+            {
+                await grains.GetGrain<IPoolGrain>(pool).GetConfig();
+            }
+            foreach (var provider in services.GetRequiredService<SandboxProviderRegistry>().Names)
+            {
+                await grains.GetGrain<IReconcilerGrain>(provider).LastReport();
+            }
+        }
+        catch (Exception e)
+        {
+            // Not fatal: pools and reconcilers also wake on first use and by their reminders.
+            logger.LogWarning(e, "Could not wake pools and reconcilers at start");
+        }
+    }
+}

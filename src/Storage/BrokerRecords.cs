@@ -1,0 +1,40 @@
+namespace SandboxBroker.Storage;
+
+/// <summary>One lifecycle event for the append-only audit log.</summary>
+public sealed record AuditEvent(
+    string EntityType,
+    string EntityId,
+    string Event,
+    string? FromState,
+    string? ToState,
+    string? Actor,
+    string? DetailsJson,
+    DateTimeOffset OccurredAt);
+
+/// <summary>A sandbox as admins list it (broker_sandboxes); the grain's state is the truth, this row its queryable copy.</summary>
+public sealed record SandboxRow(
+    string SandboxId,
+    string Pool,
+    string Provider,
+    string Status,
+    string? Name,
+    string? ExternalId,
+    string? Tenant,
+    string? Owner,
+    string? ClaimKey,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? ExpiresAt);
+
+/// <summary>A claim as admins list it (broker_claims).</summary>
+public sealed record ClaimRow(
+    string ClaimKey,
+    string? Tenant,
+    string? Owner,
+    string Pool,
+    string? SandboxId,
+    string Status,
+    DateTimeOffset? AcquiredAt,
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset? LastActivityAt,
+    DateTimeOffset UpdatedAt);

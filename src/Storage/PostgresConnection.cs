@@ -1,0 +1,53 @@
+using Npgsql;
+
+namespace SandboxBroker.Storage;
+
+/// <summary>Where the broker's Postgres is. One connection string serves membership, grain state, reminders and the broker's tables.</summary>
+public sealed class PostgresOptions
+{
+    public const string Section = "Postgres";
+    public const string EnvironmentVariable = "BROKER_POSTGRES";
+    public const string DefaultConnectionString = "Host=127.0.0.1;Port=54329;Database=sandboxbroker;Username=broker;Password=broker";
+
+    public string ConnectionString { get; set; } = DefaultConnectionString;
+}
+
+public static class PostgresConnection
+{
+    /// <summary>Builds a data source, turning a malformed connection string into one clear message.</summary>
+    public static NpgsqlDataSource CreateDataSource(string connectionString, string applicationName)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
+        {
+            throw new StartupException($"the Postgres connection string is not valid: {e.Message}");
+        }
+        if (string.IsNullOrWhiteSpace(builder.Host))
+        {
+            throw new StartupException("the Postgres connection string names no Host");
+        }
+        builder.ApplicationName ??= applicationName;
+        return NpgsqlDataSource.Create(builder.ConnectionString);
+    }
+
+    /// <summary>Opens one connection so a start-up fails fast, and says which server it could not reach.</summary>
+    public static async Task CheckReachableAsync(NpgsqlDataSource dataSource, CancellationToken ct)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(ct);
+        }
+        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new StartupException($"cannot reach Postgres at {builder.Host}:{builder.Port} database '{builder.Database}': {e.Message}");
+        }
+    }
+}
+
+/// <summary>A start-up problem the operator can fix; printed as one line, then the process exits non-zero.</summary>
+public sealed class StartupException(string message) : Exception(message);
