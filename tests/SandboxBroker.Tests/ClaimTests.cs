@@ -1,0 +1,171 @@
+using SandboxBroker.Tests.Infrastructure;
+
+namespace SandboxBroker.Tests;
+
+/// <summary>Exactly one sandbox per claim key, on a two-silo cluster on real Postgres.</summary>
+public sealed class ClaimTests
+{
+    private static AcquireRequest Request(string pool = "default", TimeSpan? ttl = null, TimeSpan? idle = null, string owner = "owner-1", string? name = null) =>
+        new(pool, "tenant-a", owner, ttl, idle, Name: name);
+
+    [Fact]
+    public async Task A_thousand_concurrent_acquires_of_one_key_get_one_sandbox()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 2);
+        const string key = "github:octo/repo#42";
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 1000).Select(_ =>
+            broker.Grains.GetGrain<IClaimGrain>(key).Acquire(Request(name: "claude-issue-{number}"))));
+
+        var sandboxIds = results.Select(r => r.Sandbox.SandboxId).Distinct().ToList();
+        Assert.Single(sandboxIds);
+        Assert.Equal(1, results.Count(r => r.Outcome != AcquireOutcome.Repeat));
+        Assert.All(results, r => Assert.Equal("claude-issue-42", r.Sandbox.Name));
+        Assert.Equal([sandboxIds[0]], broker.ProviderSandboxes());
+        Assert.Equal(1L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_claims WHERE claim_key = $1 AND status = 'active'", key));
+        Assert.Equal(1L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_sandboxes WHERE claim_key = $1 AND status = 'leased'", key));
+    }
+
+    [Fact]
+    public async Task Two_hundred_keys_acquired_ten_times_each_concurrently_make_exactly_two_hundred_sandboxes()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 2);
+        var keys = Enumerable.Range(0, 200).Select(i => $"track:lab-7/student-{i}").ToList();
+
+        var results = await Task.WhenAll(keys.SelectMany(key => Enumerable.Range(0, 10).Select(_ =>
+            broker.Grains.GetGrain<IClaimGrain>(key).Acquire(Request()))));
+
+        var byKey = results.GroupBy(r => r.Lease.ClaimKey).ToList();
+        Assert.Equal(200, byKey.Count);
+        Assert.All(byKey, g => Assert.Single(g.Select(r => r.Sandbox.SandboxId).Distinct()));
+        Assert.Equal(200, results.Select(r => r.Sandbox.SandboxId).Distinct().Count());
+        Assert.Equal(200, broker.ProviderSandboxes().Count);
+    }
+
+    [Fact]
+    public async Task An_expired_lease_gives_way_to_a_new_sandbox_and_the_old_one_is_deleted_at_the_provider()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 2);
+        var claim = broker.Grains.GetGrain<IClaimGrain>("ctx:tenant-a/conversation-1/path-1");
+
+        var first = await claim.Acquire(Request(ttl: TimeSpan.FromSeconds(2)));
+        Assert.Equal(AcquireOutcome.Cold, first.Outcome);
+        var repeat = await claim.Acquire(Request(ttl: TimeSpan.FromSeconds(2)));
+        Assert.Equal(AcquireOutcome.Repeat, repeat.Outcome);
+        Assert.Equal(first.Sandbox.SandboxId, repeat.Sandbox.SandboxId);
+
+        // Nobody calls: the timer/reminder ends the lease and the sandbox goes.
+        await Eventually.TrueAsync(() => !broker.ProviderSandboxes().Contains(first.Sandbox.SandboxId), "the expired lease's sandbox is deleted at the provider");
+        Assert.Null(await claim.Get());
+
+        var second = await claim.Acquire(Request(ttl: TimeSpan.FromMinutes(5)));
+        Assert.NotEqual(first.Sandbox.SandboxId, second.Sandbox.SandboxId);
+        Assert.Equal([second.Sandbox.SandboxId], broker.ProviderSandboxes());
+
+        var history = await claim.History();
+        Assert.Equal(2, history.Count);
+        Assert.Equal((LeaseStatus.Active, second.Sandbox.SandboxId), (history[0].Status, history[0].SandboxId));
+        Assert.Equal((LeaseStatus.Expired, first.Sandbox.SandboxId, "ttl"), (history[1].Status, history[1].SandboxId, history[1].EndReason));
+        var deleted = await broker.Grains.GetGrain<ISandboxGrain>(first.Sandbox.SandboxId).Get();
+        Assert.Equal(SandboxStatus.Deleted, deleted!.Status);
+    }
+
+    [Fact]
+    public async Task An_idle_lease_expires_unless_touched()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var claim = broker.Grains.GetGrain<IClaimGrain>("track:idle/student");
+        var lease = (await claim.Acquire(Request(idle: TimeSpan.FromSeconds(3)))).Lease;
+        for (var i = 0; i < 4; i++)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            await claim.Touch(); // activity keeps it alive past the idle timeout
+        }
+        Assert.NotNull(await claim.Get());
+        await Eventually.TrueAsync(async () => await claim.Get() is null, "the untouched lease expires");
+        var ended = (await claim.History())[0];
+        Assert.Equal((LeaseStatus.Expired, "idle timeout", lease.SandboxId), (ended.Status, ended.EndReason, ended.SandboxId));
+    }
+
+    [Fact]
+    public async Task Release_ends_the_lease_deletes_the_sandbox_and_is_idempotent()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var claim = broker.Grains.GetGrain<IClaimGrain>("github:octo/repo#7");
+        var acquired = await claim.Acquire(Request());
+        var released = await claim.Release("issue closed");
+        Assert.Equal(LeaseStatus.Released, released!.Status);
+        Assert.Null(await claim.Release("again"));
+        await Eventually.TrueAsync(() => broker.ProviderSandboxes().Count == 0, "the released sandbox is deleted");
+        var audit = await broker.Database.ScalarAsync<long>(
+            "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event IN ('sandbox.leased', 'sandbox.releasing', 'sandbox.deleting', 'sandbox.deleted')",
+            acquired.Sandbox.SandboxId);
+        Assert.Equal(4L, audit);
+    }
+
+    [Fact]
+    public async Task A_delete_that_fails_twice_is_retried_until_the_provider_confirms()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:flaky:Provider"] = "flaky",
+            ["Broker:Pools:flaky:MinReady"] = "0",
+        });
+        var claim = broker.Grains.GetGrain<IClaimGrain>("track:flaky/student");
+        var acquired = await claim.Acquire(Request(pool: "flaky"));
+        await claim.Release("done");
+
+        var sandbox = broker.Grains.GetGrain<ISandboxGrain>(acquired.Sandbox.SandboxId);
+        await Eventually.TrueAsync(async () => (await sandbox.Get())!.Status == SandboxStatus.Deleted, "the sandbox ends deleted");
+        Assert.Empty(broker.ProviderSandboxes());
+        Assert.Equal(FlakyProvider.FailuresPerDelete + 1, broker.SiloService<FlakyProvider>().DeleteCalls(acquired.Sandbox.SandboxId));
+        Assert.Equal(2L, await broker.Database.ScalarAsync<long>(
+            "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'sandbox.delete-failed'", acquired.Sandbox.SandboxId));
+    }
+
+    [Fact]
+    public async Task Another_tenant_cannot_take_a_claimed_key()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var claim = broker.Grains.GetGrain<IClaimGrain>("track:shared/key");
+        await claim.Acquire(Request());
+        var e = await Assert.ThrowsAsync<BrokerException>(() => claim.Acquire(new AcquireRequest("default", "tenant-b", "owner-1")));
+        Assert.Equal(ErrorCodes.Forbidden, e.Code);
+    }
+
+    [Fact]
+    public async Task A_ttl_above_the_pools_maximum_is_refused_clearly()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var e = await Assert.ThrowsAsync<BrokerException>(() =>
+            broker.Grains.GetGrain<IClaimGrain>("track:long/ttl").Acquire(Request(ttl: TimeSpan.FromDays(30))));
+        Assert.Equal((ErrorCodes.TtlTooLong, "ttl_seconds"), (e.Code, e.Field));
+        Assert.Empty(broker.ProviderSandboxes());
+    }
+
+    [Fact]
+    public async Task The_owner_limit_holds_exactly_under_concurrency()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 2, new Dictionary<string, string?> { ["Broker:OwnerMaxActiveLeases"] = "5" });
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 40).Select(async i =>
+        {
+            try
+            {
+                await broker.Grains.GetGrain<IClaimGrain>($"track:limit/student-{i}").Acquire(Request(owner: "shared-owner"));
+                return null;
+            }
+            catch (BrokerException e)
+            {
+                return e.Code;
+            }
+        }));
+        Assert.Equal(5, attempts.Count(a => a is null));
+        Assert.All(attempts.Where(a => a is not null), code => Assert.Equal(ErrorCodes.OwnerLimitReached, code));
+        Assert.Equal(5, broker.ProviderSandboxes().Count);
+
+        // Releasing one makes room for exactly one more.
+        var holder = Enumerable.Range(0, 40).First(i => attempts[i] is null);
+        await broker.Grains.GetGrain<IClaimGrain>($"track:limit/student-{holder}").Release("done");
+        await broker.Grains.GetGrain<IClaimGrain>("track:limit/late").Acquire(Request(owner: "shared-owner"));
+    }
+}

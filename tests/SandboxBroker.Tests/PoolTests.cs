@@ -1,0 +1,81 @@
+using SandboxBroker.Tests.Infrastructure;
+
+namespace SandboxBroker.Tests;
+
+/// <summary>Warm pools: min ready is reached and kept, warm sandboxes go first, max total holds.</summary>
+public sealed class PoolTests
+{
+    private static PoolConfig Config(string name, int minReady, int maxTotal, OnEmptyPolicy onEmpty) =>
+        new(name, "local", null, minReady, maxTotal, TimeSpan.FromHours(1), TimeSpan.FromHours(2), null, onEmpty, 4);
+
+    [Fact]
+    public async Task Min_ready_is_reached_and_kept_and_acquires_take_warm_sandboxes_first()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 2);
+        var pool = broker.Grains.GetGrain<IPoolGrain>("warm");
+        await pool.Configure(Config("warm", minReady: 3, maxTotal: 20, OnEmptyPolicy.Create));
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 3, "the pool has 3 ready sandboxes");
+        var warm = broker.ProviderSandboxes().ToHashSet();
+        Assert.Equal(3, warm.Count);
+
+        var first = await broker.Grains.GetGrain<IClaimGrain>("track:warm/a").Acquire(new AcquireRequest("warm", "t", "o"));
+        Assert.Equal(AcquireOutcome.Warm, first.Outcome);
+        Assert.Contains(first.Sandbox.SandboxId, warm);
+
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 3, Leased: 1 }, "the pool tops back up to 3 ready");
+        Assert.Contains(new PoolDirectoryGrainProbe(broker).Pools, p => p == "warm");
+    }
+
+    [Fact]
+    public async Task With_the_fail_policy_an_empty_pool_says_no_sandboxes_available()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        await broker.Grains.GetGrain<IPoolGrain>("strict").Configure(Config("strict", minReady: 0, maxTotal: 5, OnEmptyPolicy.Fail));
+        var e = await Assert.ThrowsAsync<BrokerException>(() =>
+            broker.Grains.GetGrain<IClaimGrain>("track:strict/a").Acquire(new AcquireRequest("strict", "t", "o")));
+        Assert.Equal(ErrorCodes.NoSandboxesAvailable, e.Code);
+        Assert.NotNull(e.RetryAfterSeconds);
+        // Nothing was held by the failed attempt: the owner's count and the claim are clean.
+        Assert.Empty((await broker.Grains.GetGrain<IOwnerGrain>("t/o").GetUsage()).ActiveClaims);
+        Assert.Null(await broker.Grains.GetGrain<IClaimGrain>("track:strict/a").Get());
+    }
+
+    [Fact]
+    public async Task Max_total_is_never_exceeded_under_concurrency()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 2);
+        await broker.Grains.GetGrain<IPoolGrain>("small").Configure(Config("small", minReady: 2, maxTotal: 6, OnEmptyPolicy.Create));
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
+        {
+            try
+            {
+                await broker.Grains.GetGrain<IClaimGrain>($"track:small/{i}").Acquire(new AcquireRequest("small", "t", "o"));
+                return true;
+            }
+            catch (BrokerException e) when (e.Code == ErrorCodes.NoSandboxesAvailable)
+            {
+                return false;
+            }
+        }));
+        Assert.Equal(6, outcomes.Count(ok => ok));
+        Assert.Equal(6, broker.ProviderSandboxes().Count);
+        var status = await broker.Grains.GetGrain<IPoolGrain>("small").GetStatus();
+        Assert.True(status.Levels.Total <= 6, $"total {status.Levels.Total}");
+    }
+
+    [Fact]
+    public async Task A_bad_pool_configuration_is_refused_with_the_field_at_fault()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var e = await Assert.ThrowsAsync<BrokerException>(() =>
+            broker.Grains.GetGrain<IPoolGrain>("bad").Configure(Config("bad", minReady: 10, maxTotal: 2, OnEmptyPolicy.Create)));
+        Assert.Equal((ErrorCodes.InvalidArgument, "min_ready"), (e.Code, e.Field));
+        var unknown = await Assert.ThrowsAsync<BrokerException>(() => broker.Grains.GetGrain<IPoolGrain>("never-made").GetConfig());
+        Assert.Equal(ErrorCodes.NotFound, unknown.Code);
+    }
+
+    private sealed class PoolDirectoryGrainProbe(BrokerCluster broker)
+    {
+        public IReadOnlyList<string> Pools => broker.Grains.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).List().GetAwaiter().GetResult();
+    }
+}
