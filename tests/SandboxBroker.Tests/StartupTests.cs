@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace SandboxBroker.Tests;
+
+/// <summary>Bad start-up input: the silo says what is wrong in one line and exits non-zero, leaving nothing running.</summary>
+public sealed class StartupTests
+{
+    private static async Task<(int ExitCode, string Error)> RunSilo(Dictionary<string, string> environment)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "SandboxBroker.Silo.dll");
+        var start = new ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        return (process.ExitCode, (await stderr).Trim());
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static Dictionary<string, string> Ports() => new()
+    {
+        ["Orleans__SiloPort"] = FreePort().ToString(),
+        ["Orleans__GatewayPort"] = FreePort().ToString(),
+        ["Http__Port"] = FreePort().ToString(),
+    };
+
+    [Fact]
+    public async Task Postgres_down_is_one_line_and_a_non_zero_exit()
+    {
+        var environment = Ports();
+        environment["BROKER_POSTGRES"] = $"Host=127.0.0.1;Port={FreePort()};Database=x;Username=x;Password=x;Timeout=3";
+        var (code, error) = await RunSilo(environment);
+        Assert.Equal(2, code);
+        Assert.StartsWith("sandboxbroker-silo: cannot reach Postgres at 127.0.0.1:", error);
+        Assert.DoesNotContain('\n', error);
+    }
+
+    [Fact]
+    public async Task A_malformed_connection_string_is_one_line_and_a_non_zero_exit()
+    {
+        var environment = Ports();
+        environment["BROKER_POSTGRES"] = "this is not a connection string";
+        var (code, error) = await RunSilo(environment);
+        Assert.Equal(2, code);
+        Assert.StartsWith("sandboxbroker-silo: the Postgres connection string is not valid", error);
+    }
+
+    [Fact]
+    public async Task A_port_in_use_is_named_and_a_non_zero_exit()
+    {
+        using var occupied = new TcpListener(IPAddress.Loopback, 0);
+        occupied.Start();
+        var port = ((IPEndPoint)occupied.LocalEndpoint).Port;
+        var environment = Ports();
+        environment["Http__Port"] = port.ToString();
+        var (code, error) = await RunSilo(environment);
+        Assert.Equal(2, code);
+        Assert.Equal($"sandboxbroker-silo: HTTP port (Http:Port) 127.0.0.1:{port} is already in use", error);
+    }
+}
