@@ -31,6 +31,7 @@ public sealed class BrokerCluster : IAsyncDisposable
         var sandboxRoot = Path.Combine(Path.GetTempPath(), "sandboxbroker-tests", Guid.NewGuid().ToString("N"));
         var builder = new TestClusterBuilder(silos);
         builder.Options.UseTestClusterMembership = false;
+        builder.Options.ConnectionTransport = ConnectionTransportType.TcpSocket; // real sockets, so outside clients (the gateway) connect
         if (serviceId is not null)
         {
             builder.Options.ServiceId = serviceId;
