@@ -21,6 +21,7 @@ public static class Program
             await Console.Error.WriteLineAsync($"sandboxbroker-gateway: {e.Message}");
             return 2;
         }
+
     }
 
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? customize = null)
@@ -31,10 +32,12 @@ public static class Program
         var connectionString = GatewaySettings.ConnectionString(builder.Configuration);
         if (settings.Urls is { Length: > 0 } urls)
         {
+            EnsureUrlsFree(urls);
             builder.WebHost.UseUrls(urls);
         }
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
-        builder.Services.AddSingleton(_ => PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-gateway"));
+        // Built now, so a malformed connection string stops the start with one line.
+        builder.Services.AddSingleton(PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-gateway"));
         builder.UseOrleansClient(client => ClientConfiguration.Configure(client, builder.Configuration, connectionString));
         customize?.Invoke(builder);
 
@@ -42,5 +45,29 @@ public static class Program
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
         app.MapGet("/readyz", Readiness.CheckAsync);
         return app;
+    }
+
+    /// <summary>
+    /// Checked before start: the Orleans client holds the host's start until it reaches a silo, so a busy port
+    /// would otherwise surface only later.
+    /// </summary>
+    private static void EnsureUrlsFree(string urls)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || !System.Net.IPAddress.TryParse(uri.Host, out var address))
+            {
+                continue; // host names and wildcards are left to Kestrel
+            }
+            try
+            {
+                using var listener = new System.Net.Sockets.TcpListener(address, uri.Port);
+                listener.Start();
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                throw new StartupException($"cannot listen: {uri.Host}:{uri.Port} (Gateway:Urls) is already in use");
+            }
+        }
     }
 }

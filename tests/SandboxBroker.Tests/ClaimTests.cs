@@ -124,6 +124,22 @@ public sealed class ClaimTests
     }
 
     [Fact]
+    public async Task A_requested_sandbox_name_is_unique_among_live_sandboxes_and_freed_on_release()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var first = broker.Grains.GetGrain<IClaimGrain>("github:octo/one#5");
+        await first.Acquire(Request(name: "claude-issue-{number}"));
+        var clash = await Assert.ThrowsAsync<BrokerException>(() =>
+            broker.Grains.GetGrain<IClaimGrain>("github:octo/two#5").Acquire(Request(name: "claude-issue-{number}")));
+        Assert.Equal((ErrorCodes.Conflict, "name"), (clash.Code, clash.Field));
+        Assert.Single(broker.ProviderSandboxes());
+
+        await first.Release("closed");
+        var second = await broker.Grains.GetGrain<IClaimGrain>("github:octo/two#5").Acquire(Request(name: "claude-issue-{number}"));
+        Assert.Equal("claude-issue-5", second.Sandbox.Name);
+    }
+
+    [Fact]
     public async Task Another_tenant_cannot_take_a_claimed_key()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);

@@ -84,3 +84,39 @@ public sealed class StartupTests
         Assert.Equal($"sandboxbroker-silo: HTTP port (Http:Port) 127.0.0.1:{port} is already in use", error);
     }
 }
+
+/// <summary>The gateway, too, says what is wrong in one line.</summary>
+public sealed class GatewayStartupTests
+{
+    [Fact]
+    public async Task A_port_in_use_is_one_line_and_a_non_zero_exit()
+    {
+        using var occupied = new TcpListener(IPAddress.Loopback, 0);
+        occupied.Start();
+        var port = ((IPEndPoint)occupied.LocalEndpoint).Port;
+        var dll = Path.Combine(AppContext.BaseDirectory, "SandboxBroker.Gateway.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, $"--Gateway:Urls=http://127.0.0.1:{port}"])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        var error = (await stderr).Trim();
+        Assert.Equal(2, process.ExitCode);
+        Assert.StartsWith("sandboxbroker-gateway: cannot listen:", error);
+        Assert.DoesNotContain('\n', error);
+    }
+}
