@@ -29,7 +29,7 @@ public static class Program
         var builder = WebApplication.CreateBuilder(args);
         builder.Configuration.AddEnvironmentVariables("BROKER_");
         var settings = builder.Configuration.GetSection(GatewaySettings.Section).Get<GatewaySettings>() ?? new GatewaySettings();
-        var connectionString = GatewaySettings.ConnectionString(builder.Configuration);
+        var connectionString = PostgresOptions.Resolve(builder.Configuration);
         if (settings.Urls is { Length: > 0 } urls)
         {
             EnsureUrlsFree(urls);

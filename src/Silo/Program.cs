@@ -32,7 +32,7 @@ public static class Program
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.Configuration.AddEnvironmentVariables("BROKER_");
-        var connectionString = ConnectionString(builder.Configuration);
+        var connectionString = PostgresOptions.Resolve(builder.Configuration);
         var silo = builder.Configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
         var http = builder.Configuration.GetSection(HttpSettings.Section).Get<HttpSettings>() ?? new HttpSettings();
 
@@ -58,12 +58,6 @@ public static class Program
         app.MapOrleansDashboard("/dashboard");
         return app;
     }
-
-    /// <summary>BROKER_POSTGRES, else Postgres:ConnectionString, else the project's local Postgres.</summary>
-    public static string ConnectionString(IConfiguration configuration) =>
-        Environment.GetEnvironmentVariable(PostgresOptions.EnvironmentVariable) is { Length: > 0 } fromEnvironment
-            ? fromEnvironment
-            : configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>()?.ConnectionString ?? PostgresOptions.DefaultConnectionString;
 
     private static void EnsurePortFree(string address, int port, string what)
     {

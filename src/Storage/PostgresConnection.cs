@@ -10,6 +10,12 @@ public sealed class PostgresOptions
     public const string DefaultConnectionString = "Host=127.0.0.1;Port=54329;Database=sandboxbroker;Username=broker;Password=broker";
 
     public string ConnectionString { get; set; } = DefaultConnectionString;
+
+    /// <summary>BROKER_POSTGRES, else Postgres:ConnectionString, else the project's local Postgres.</summary>
+    public static string Resolve(Microsoft.Extensions.Configuration.IConfiguration configuration) =>
+        Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } fromEnvironment
+            ? fromEnvironment
+            : configuration.GetSection(Section)["ConnectionString"] ?? DefaultConnectionString;
 }
 
 public static class PostgresConnection

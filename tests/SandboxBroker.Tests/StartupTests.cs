@@ -7,10 +7,13 @@ namespace SandboxBroker.Tests;
 /// <summary>Bad start-up input: the silo says what is wrong in one line and exits non-zero, leaving nothing running.</summary>
 public sealed class StartupTests
 {
-    private static async Task<(int ExitCode, string Error)> RunSilo(Dictionary<string, string> environment)
+    private static Task<(int ExitCode, string Error)> RunSilo(Dictionary<string, string> environment) =>
+        RunToExit("SandboxBroker.Silo.dll", [], environment);
+
+    /// <summary>Runs one of the project's programs until it exits (at most a minute) and returns its exit code and stderr.</summary>
+    internal static async Task<(int ExitCode, string Error)> RunToExit(string program, string[] args, Dictionary<string, string> environment)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "SandboxBroker.Silo.dll");
-        var start = new ProcessStartInfo("dotnet", [dll])
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, program), .. args])
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,
@@ -94,28 +97,8 @@ public sealed class GatewayStartupTests
         using var occupied = new TcpListener(IPAddress.Loopback, 0);
         occupied.Start();
         var port = ((IPEndPoint)occupied.LocalEndpoint).Port;
-        var dll = Path.Combine(AppContext.BaseDirectory, "SandboxBroker.Gateway.dll");
-        var start = new ProcessStartInfo("dotnet", [dll, $"--Gateway:Urls=http://127.0.0.1:{port}"])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            WorkingDirectory = Path.GetTempPath(),
-        };
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-        var error = (await stderr).Trim();
-        Assert.Equal(2, process.ExitCode);
+        var (code, error) = await StartupTests.RunToExit("SandboxBroker.Gateway.dll", [$"--Gateway:Urls=http://127.0.0.1:{port}"], []);
+        Assert.Equal(2, code);
         Assert.StartsWith("sandboxbroker-gateway: cannot listen:", error);
         Assert.DoesNotContain('\n', error);
     }
