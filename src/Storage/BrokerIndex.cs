@@ -19,40 +19,6 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         return await ReadSandboxes(command, ct);
     }
 
-    /// <summary>Sandboxes that are on their way out (deleting, failed), for the cleanup sweep.</summary>
-    public async Task<IReadOnlyList<SandboxRow>> ListPendingDeletionAsync(int limit, CancellationToken ct)
-    {
-        await using var command = dataSource.CreateCommand("""
-            SELECT sandbox_id, pool, provider, status, name, external_id, tenant, owner, claim_key, created_at, updated_at, expires_at
-            FROM broker_sandboxes
-            WHERE status IN ('deleting', 'failed', 'releasing')
-            ORDER BY updated_at
-            LIMIT $1
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = limit });
-        return await ReadSandboxes(command, ct);
-    }
-
-    /// <summary>Claims the index shows active past their expiry (their reminder is late or was lost).</summary>
-    public async Task<IReadOnlyList<string>> ListOverdueClaimsAsync(DateTimeOffset now, int limit, CancellationToken ct)
-    {
-        await using var command = dataSource.CreateCommand("""
-            SELECT claim_key FROM broker_claims
-            WHERE status = 'active' AND expires_at < $1
-            ORDER BY expires_at
-            LIMIT $2
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = now.UtcDateTime });
-        command.Parameters.Add(new NpgsqlParameter { Value = limit });
-        var keys = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            keys.Add(reader.GetString(0));
-        }
-        return keys;
-    }
-
     public static SandboxRow ReadSandbox(NpgsqlDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
         r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),
