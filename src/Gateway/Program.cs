@@ -21,7 +21,6 @@ public static class Program
             await Console.Error.WriteLineAsync($"sandboxbroker-gateway: {e.Message}");
             return 2;
         }
-
     }
 
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? customize = null)
@@ -59,15 +58,7 @@ public static class Program
             {
                 continue; // host names and wildcards are left to Kestrel
             }
-            try
-            {
-                using var listener = new System.Net.Sockets.TcpListener(address, uri.Port);
-                listener.Start();
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                throw new StartupException($"cannot listen: {uri.Host}:{uri.Port} (Gateway:Urls) is already in use");
-            }
+            StartupChecks.EnsurePortFree(address, uri.Port, "cannot listen: Gateway:Urls");
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 using Orleans.Dashboard;
 using SandboxBroker.Storage;
@@ -61,19 +60,10 @@ public static class Program
 
     private static void EnsurePortFree(string address, int port, string what)
     {
-        try
-        {
-            using var listener = new TcpListener(IPAddress.Parse(address), port);
-            listener.Start();
-            listener.Stop();
-        }
-        catch (SocketException)
-        {
-            throw new StartupException($"{what} {address}:{port} is already in use");
-        }
-        catch (FormatException)
+        if (!IPAddress.TryParse(address, out var ip))
         {
             throw new StartupException($"'{address}' is not an IP address ({what})");
         }
+        StartupChecks.EnsurePortFree(ip, port, what);
     }
 }

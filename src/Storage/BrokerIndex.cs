@@ -19,7 +19,7 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         return await ReadSandboxes(command, ct);
     }
 
-    public static SandboxRow ReadSandbox(NpgsqlDataReader r) => new(
+    private static SandboxRow ReadSandbox(NpgsqlDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
         r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),
         r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8),
