@@ -1,0 +1,207 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace SandboxBroker.LoadGen;
+
+/// <summary>How a run is paced: <see cref="Rate"/> operations a second, scheduled from the start time regardless of
+/// how fast earlier ones complete (open loop). The first <see cref="Warmup"/> is run but not recorded.</summary>
+public sealed record PaceSpec(double Rate, TimeSpan Duration, TimeSpan Warmup, int MaxInFlight, TimeSpan DrainTimeout)
+{
+    public long WarmupOps => (long)Math.Round(Rate * Warmup.TotalSeconds);
+    public long MeasuredOps => (long)Math.Round(Rate * Duration.TotalSeconds);
+    public long TotalOps => WarmupOps + MeasuredOps;
+}
+
+/// <summary>What the driver measured for the recorded (post-warmup) operations.</summary>
+public sealed class RunRecording
+{
+    public LatencyHistogram Latency { get; } = new();
+    public LatencyHistogram Service { get; } = new();
+    public ConcurrentDictionary<string, LatencyHistogram> ByOp { get; } = new();
+    public ConcurrentDictionary<string, long> Errors { get; } = new();
+    public ConcurrentDictionary<string, long> Outcomes { get; } = new();
+    public long Scheduled;
+    public long Completed;
+    public long Ok;
+    public long NotCompleted;
+    public long MaxInFlight;
+    public long MaxDispatchLagMicros;
+    public double MeasuredSeconds;
+    public long WarmupOk;
+    public long WarmupErrors;
+    public long TotalOk => Ok + WarmupOk;
+}
+
+/// <summary>
+/// Open-loop load: operation i is due at start + i/rate. Latency is measured from that due time, not from when the
+/// request actually left, so a stalled server (or a saturated client) shows up in the figures instead of silently
+/// lowering the offered load (no coordinated omission). In-flight operations are capped; when the cap is reached the
+/// dispatcher waits, and the wait is part of the measured latency.
+/// </summary>
+public sealed class OpenLoopDriver(TimeProvider time)
+{
+    /// <summary>Runs <paramref name="operation"/> (given the operation's sequence number) at the spec's pace.</summary>
+    /// <param name="onWindowStart">called once when the first recorded operation is due (CPU sampling starts there)</param>
+    /// <param name="onWindowEnd">called once when the last operation has been dispatched</param>
+    public async Task<RunRecording> RunAsync(
+        PaceSpec pace,
+        Func<long, CancellationToken, ValueTask<OpResult>> operation,
+        Action<string>? progress,
+        Action? onWindowStart,
+        Action? onWindowEnd,
+        CancellationToken ct)
+    {
+        var rec = new RunRecording();
+        var interval = new LatencyHistogram[] { new() };
+        var frequency = (double)Stopwatch.Frequency;
+        var ticksPerOp = frequency / pace.Rate;
+        var gate = new SemaphoreSlim(pace.MaxInFlight, pace.MaxInFlight);
+        long inFlight = 0;
+        long dispatched = 0;
+        long lastCompletion = 0;
+        var pending = new ConcurrentDictionary<long, Task>();
+        using var stopProgress = CancellationTokenSource.CreateLinkedTokenSource(ct);
+
+        var start = time.GetTimestamp() + (long)(0.05 * frequency);   // a short lead, so op 0 is not already late
+        var windowStart = start + (long)(pace.WarmupOps * ticksPerOp);
+
+        var progressTask = progress is null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            var began = time.GetTimestamp();
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), time, stopProgress.Token);
+                    var slice = Interlocked.Exchange(ref interval[0], new LatencyHistogram());
+                    var elapsed = time.GetElapsedTime(began).TotalSeconds;
+                    var phase = time.GetTimestamp() < windowStart ? "warmup" : "measure";
+                    progress($"{phase} t={elapsed:0}s sent={Interlocked.Read(ref dispatched)}/{pace.TotalOps} " +
+                             $"ok={Interlocked.Read(ref rec.Ok)} errors={rec.Errors.Values.Sum()} in-flight={Interlocked.Read(ref inFlight)} " +
+                             $"last-1s: n={slice.Count} p50={Ms(slice.Percentile(50))} p99={Ms(slice.Percentile(99))} max={Ms(slice.Max)} ms");
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }, CancellationToken.None);
+
+        async Task RunOne(long seq, long due, bool measured)
+        {
+            var sent = time.GetTimestamp();
+            OpResult result;
+            try
+            {
+                result = await operation(seq, ct);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                result = OpResult.Fail("?", "timeout");
+            }
+            catch (Exception e)
+            {
+                result = OpResult.Fail("?", "exception_" + e.GetType().Name);
+            }
+            var done = time.GetTimestamp();
+            Interlocked.Decrement(ref inFlight);
+            gate.Release();
+            if (!measured)
+            {
+                if (result.IsOk)
+                {
+                    Interlocked.Increment(ref rec.WarmupOk);
+                }
+                else
+                {
+                    Interlocked.Increment(ref rec.WarmupErrors);
+                }
+                return;
+            }
+            var latency = (long)((done - due) * 1_000_000.0 / frequency);
+            var service = (long)((done - sent) * 1_000_000.0 / frequency);
+            rec.Latency.Record(latency);
+            rec.Service.Record(service);
+            Volatile.Read(ref interval[0]).Record(latency);
+            rec.ByOp.GetOrAdd(result.Op, _ => new LatencyHistogram()).Record(latency);
+            Interlocked.Increment(ref rec.Completed);
+            if (result.IsOk)
+            {
+                Interlocked.Increment(ref rec.Ok);
+                rec.Outcomes.AddOrUpdate($"{result.Op}:{result.Outcome ?? "ok"}", 1, (_, n) => n + 1);
+            }
+            else
+            {
+                rec.Errors.AddOrUpdate($"{result.Op}:{result.Error}", 1, (_, n) => n + 1);
+            }
+            long seen;
+            while (done > (seen = Interlocked.Read(ref lastCompletion)) && Interlocked.CompareExchange(ref lastCompletion, done, seen) != seen)
+            {
+            }
+        }
+
+        var windowStarted = false;
+        for (long seq = 0; seq < pace.TotalOps && !ct.IsCancellationRequested; seq++)
+        {
+            var due = start + (long)(seq * ticksPerOp);
+            var now = time.GetTimestamp();
+            while (now < due)
+            {
+                // Timer resolution is about 1 ms: ops due within the next millisecond wait for one tick and then go
+                // out together. Their latency still counts from their own due time.
+                var waitMs = (due - now) * 1000.0 / frequency;
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, waitMs - 0.3)), time, ct);
+                now = time.GetTimestamp();
+            }
+            var measured = seq >= pace.WarmupOps;
+            if (measured && !windowStarted)
+            {
+                windowStarted = true;
+                onWindowStart?.Invoke();
+            }
+            if (!gate.Wait(0))
+            {
+                await gate.WaitAsync(ct);
+            }
+            var lag = (long)((time.GetTimestamp() - due) * 1_000_000.0 / frequency);
+            if (measured)
+            {
+                Interlocked.Increment(ref rec.Scheduled);
+                if (lag > rec.MaxDispatchLagMicros)
+                {
+                    rec.MaxDispatchLagMicros = lag;
+                }
+            }
+            Interlocked.Increment(ref dispatched);
+            var current = Interlocked.Increment(ref inFlight);
+            if (current > rec.MaxInFlight)
+            {
+                rec.MaxInFlight = current;
+            }
+            var task = RunOne(seq, due, measured);
+            if (!task.IsCompleted)
+            {
+                pending[seq] = task;
+                _ = task.ContinueWith((_, s) => pending.TryRemove((long)s!, out Task? _), seq, CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+        onWindowEnd?.Invoke();
+        var scheduleEnd = start + (long)(pace.TotalOps * ticksPerOp);
+
+        var drain = Task.WhenAll(pending.Values.ToArray());
+        await Task.WhenAny(drain, Task.Delay(pace.DrainTimeout, time, CancellationToken.None));
+        await stopProgress.CancelAsync();
+        await progressTask;
+
+        rec.NotCompleted = rec.Scheduled - Interlocked.Read(ref rec.Completed);
+        if (rec.NotCompleted > 0)
+        {
+            rec.Errors.AddOrUpdate("not_completed_within_drain_timeout", rec.NotCompleted, (_, n) => n + rec.NotCompleted);
+        }
+        var end = Math.Max(Interlocked.Read(ref lastCompletion), scheduleEnd);
+        rec.MeasuredSeconds = Math.Max(1e-9, (end - windowStart) / frequency);
+        return rec;
+    }
+
+    internal static string Ms(long micros) => (micros / 1000.0).ToString("0.0");
+}

@@ -1,0 +1,98 @@
+using Npgsql;
+
+namespace SandboxBroker.LoadGen;
+
+/// <summary>
+/// Cumulative counters of one database from pg_stat_database and pg_stat_user_tables. PostgreSQL 15 counts
+/// transactions and rows, not statements (that needs pg_stat_statements in shared_preload_libraries, which takes a
+/// server restart): every autocommit statement is one transaction, so transactions per operation is the closest
+/// server-side count of round trips that wrote or read something, and row writes per table show where writes go.
+/// </summary>
+public sealed record PostgresCounters(
+    string Database,
+    long XactCommit,
+    long XactRollback,
+    long TupReturned,
+    long TupFetched,
+    long TupInserted,
+    long TupUpdated,
+    long TupDeleted,
+    IReadOnlyDictionary<string, TableCounters> Tables)
+{
+    public static async Task<PostgresCounters> ReadAsync(string connectionString, CancellationToken ct)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, ApplicationName = "sandboxbroker-loadgen-stats" };
+        await using var connection = new NpgsqlConnection(builder.ConnectionString);
+        await connection.OpenAsync(ct);
+        PostgresCounters result;
+        await using (var db = new NpgsqlCommand("""
+            SELECT current_database(), xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted
+            FROM pg_stat_database WHERE datname = current_database()
+            """, connection))
+        await using (var reader = await db.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            result = new PostgresCounters(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
+                reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), new Dictionary<string, TableCounters>());
+        }
+        var tables = new Dictionary<string, TableCounters>();
+        await using (var t = new NpgsqlCommand("""
+            SELECT relname, n_tup_ins, n_tup_upd, n_tup_del, coalesce(seq_scan, 0), coalesce(idx_scan, 0)
+            FROM pg_stat_user_tables
+            """, connection))
+        await using (var reader = await t.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+            }
+        }
+        return result with { Tables = tables };
+    }
+
+    /// <summary>after − before, divided by <paramref name="ops"/> where it says "per op".</summary>
+    public static PostgresDelta Delta(PostgresCounters before, PostgresCounters after, long ops, double seconds, long? clientStatements)
+    {
+        double Per(long v) => ops == 0 ? 0 : Math.Round((double)v / ops, 3);
+        var tables = new SortedDictionary<string, TableDelta>(StringComparer.Ordinal);
+        foreach (var (name, a) in after.Tables)
+        {
+            var b = before.Tables.GetValueOrDefault(name) ?? new TableCounters(0, 0, 0, 0, 0);
+            var d = new TableCounters(a.Inserted - b.Inserted, a.Updated - b.Updated, a.Deleted - b.Deleted, a.SeqScans - b.SeqScans, a.IdxScans - b.IdxScans);
+            if (d.Inserted + d.Updated + d.Deleted + d.SeqScans + d.IdxScans > 0)
+            {
+                tables[name] = new TableDelta(d.Inserted, d.Updated, d.Deleted, d.SeqScans, d.IdxScans,
+                    Per(d.Inserted + d.Updated + d.Deleted), Per(d.SeqScans + d.IdxScans));
+            }
+        }
+        var commits = after.XactCommit - before.XactCommit;
+        var rollbacks = after.XactRollback - before.XactRollback;
+        var written = (after.TupInserted - before.TupInserted) + (after.TupUpdated - before.TupUpdated) + (after.TupDeleted - before.TupDeleted);
+        return new PostgresDelta(
+            after.Database, Math.Round(seconds, 1), ops, commits, rollbacks,
+            after.TupInserted - before.TupInserted, after.TupUpdated - before.TupUpdated, after.TupDeleted - before.TupDeleted,
+            after.TupReturned - before.TupReturned, after.TupFetched - before.TupFetched,
+            Per(commits + rollbacks), Per(written), clientStatements is { } s ? Per(s) : null, tables);
+    }
+}
+
+public sealed record TableCounters(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans);
+
+public sealed record TableDelta(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans, double RowWritesPerOp, double ScansPerOp);
+
+/// <summary>What Postgres did between two readings, and per successful operation.</summary>
+public sealed record PostgresDelta(
+    string Database,
+    double WindowSeconds,
+    long Ops,
+    long XactCommit,
+    long XactRollback,
+    long TupInserted,
+    long TupUpdated,
+    long TupDeleted,
+    long TupReturned,
+    long TupFetched,
+    double TransactionsPerOp,
+    double RowWritesPerOp,
+    double? ClientStatementsPerOp,
+    IReadOnlyDictionary<string, TableDelta> Tables);

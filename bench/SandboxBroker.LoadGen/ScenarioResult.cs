@@ -1,0 +1,207 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace SandboxBroker.LoadGen;
+
+/// <summary>Latency percentiles in milliseconds.</summary>
+public sealed record LatencySummary(long Count, double P50, double P90, double P95, double P99, double P999, double Max, double Mean)
+{
+    public static LatencySummary Of(LatencyHistogram h) => new(h.Count, Ms(h.Percentile(50)), Ms(h.Percentile(90)),
+        Ms(h.Percentile(95)), Ms(h.Percentile(99)), Ms(h.Percentile(99.9)), Ms(h.Max), Math.Round(h.Mean / 1000.0, 3));
+
+    private static double Ms(long micros) => Math.Round(micros / 1000.0, 3);
+}
+
+/// <summary>A target of issue 7 for a scenario, and whether the run met it.</summary>
+public sealed record Goal(double MinThroughput, double MaxP99Ms, bool Met);
+
+/// <summary>Everything one measured run produced; written as JSON (snake_case).</summary>
+public sealed record ScenarioResult(
+    string Target,
+    string Scenario,
+    string Label,
+    int Keys,
+    string? Mix,
+    double RateOffered,
+    double DurationSeconds,
+    double WarmupSeconds,
+    DateTimeOffset StartedAt,
+    string KeyPrefix,
+    long Scheduled,
+    long Completed,
+    long Ok,
+    long ErrorCount,
+    IReadOnlyDictionary<string, long> Errors,
+    IReadOnlyDictionary<string, long> Outcomes,
+    double ThroughputPerSecond,
+    LatencySummary LatencyMs,
+    LatencySummary ServiceMs,
+    IReadOnlyDictionary<string, LatencySummary> ByOp,
+    long MaxInFlight,
+    double MaxDispatchLagMs,
+    long WarmupOk,
+    long WarmupErrors,
+    PoolFill PoolFill,
+    IReadOnlyDictionary<string, long> PoolLevelsAfter,
+    PostgresDelta? Postgres,
+    CpuSplit? Cpu,
+    Goal? Goal)
+{
+    public static ScenarioResult From(string target, ScenarioSpec spec, PaceSpec pace, DateTimeOffset startedAt, string prefix,
+        RunRecording rec, PoolFill fill, IReadOnlyDictionary<string, long> levelsAfter, PostgresDelta? pg, CpuSplit? cpu)
+    {
+        var errors = rec.Errors.Values.Sum();
+        var throughput = Math.Round(rec.Ok / rec.MeasuredSeconds, 1);
+        var latency = LatencySummary.Of(rec.Latency);
+        // The targets of issue 7 (for the broker through HTTP; shown for the baseline as well).
+        Goal? goal = spec.Scenario switch
+        {
+            "repeat" => new Goal(10_000, 20, throughput >= 10_000 * 0.99 && latency.P99 <= 20 && errors == 0),
+            "warm" => new Goal(1_000, 50, throughput >= 1_000 * 0.99 && latency.P99 <= 50 && errors == 0),
+            _ => null,
+        };
+        return new ScenarioResult(target, spec.Scenario, spec.Label, spec.Keys, spec.Scenario == "mix" ? spec.Mix.ToString() : null,
+            spec.Rate, spec.Duration.TotalSeconds, spec.Warmup.TotalSeconds, startedAt, prefix,
+            rec.Scheduled, rec.Completed, rec.Ok, errors,
+            new SortedDictionary<string, long>(rec.Errors, StringComparer.Ordinal),
+            new SortedDictionary<string, long>(rec.Outcomes, StringComparer.Ordinal),
+            throughput, latency, LatencySummary.Of(rec.Service),
+            new SortedDictionary<string, LatencySummary>(rec.ByOp.ToDictionary(p => p.Key, p => LatencySummary.Of(p.Value)), StringComparer.Ordinal),
+            rec.MaxInFlight, Math.Round(rec.MaxDispatchLagMicros / 1000.0, 3), rec.WarmupOk, rec.WarmupErrors,
+            fill, levelsAfter, pg, cpu, goal);
+    }
+
+    public string OneLine()
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture,
+            $"{Ok}/{Scheduled} ok, {ThroughputPerSecond:0}/s, latency p50 {LatencyMs.P50:0.0} p95 {LatencyMs.P95:0.0} p99 {LatencyMs.P99:0.0} max {LatencyMs.Max:0.0} ms");
+        sb.Append(ErrorCount == 0 ? ", no errors" : $", {ErrorCount} errors ({string.Join(", ", Errors.Select(e => $"{e.Key}={e.Value}"))})");
+        if (Postgres is { } pg)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", {pg.TransactionsPerOp:0.00} pg transactions/op, {pg.RowWritesPerOp:0.00} row writes/op");
+        }
+        if (Goal is { } g)
+        {
+            sb.Append(g.Met ? " [target met]" : $" [target missed: ≥{g.MinThroughput:0}/s, p99 ≤ {g.MaxP99Ms:0} ms, no errors]");
+        }
+        return sb.ToString();
+    }
+
+    public static JsonSerializerOptions Json { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+}
+
+/// <summary>Broker figures over baseline figures for one scenario (throughput: higher is better; latency and Postgres work: lower is better).</summary>
+public sealed record Ratio(string Label, double? Throughput, double? P50, double? P99, double? TransactionsPerOp, double? RowWritesPerOp)
+{
+    public static Ratio Of(ScenarioResult broker, ScenarioResult baseline)
+    {
+        static double? Div(double? a, double? b) => a is { } x && b is { } y && y > 0 ? Math.Round(x / y, 2) : null;
+        return new Ratio(broker.Label,
+            Div(broker.ThroughputPerSecond, baseline.ThroughputPerSecond),
+            Div(broker.LatencyMs.P50, baseline.LatencyMs.P50),
+            Div(broker.LatencyMs.P99, baseline.LatencyMs.P99),
+            Div(broker.Postgres?.TransactionsPerOp, baseline.Postgres?.TransactionsPerOp),
+            Div(broker.Postgres?.RowWritesPerOp, baseline.Postgres?.RowWritesPerOp));
+    }
+}
+
+/// <summary>What `compare` writes: the machine, every run, and the ratios.</summary>
+public sealed record CompareReport(MachineInfo Machine, IReadOnlyList<ScenarioResult> Results, IReadOnlyList<Ratio> Ratios);
+
+public sealed record MachineInfo(int Cores, string? CpuModel, long? MemoryMb, string Os, string Dotnet, string? Postgres)
+{
+    public static async Task<MachineInfo> ReadAsync(string? statsConnectionString, CancellationToken ct)
+    {
+        string? cpu = null;
+        long? mem = null;
+        try
+        {
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim();
+            var memLine = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemTotal:", StringComparison.Ordinal));
+            if (memLine is not null)
+            {
+                mem = long.Parse(memLine.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        string? pg = null;
+        if (statsConnectionString is not null)
+        {
+            try
+            {
+                var b = new Npgsql.NpgsqlConnectionStringBuilder(statsConnectionString) { Pooling = false };
+                await using var c = new Npgsql.NpgsqlConnection(b.ConnectionString);
+                await c.OpenAsync(ct);
+                await using var cmd = new Npgsql.NpgsqlCommand("SHOW server_version", c);
+                pg = (string?)await cmd.ExecuteScalarAsync(ct);
+            }
+            catch (Npgsql.NpgsqlException)
+            {
+            }
+        }
+        return new MachineInfo(Environment.ProcessorCount, cpu, mem, System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, pg);
+    }
+}
+
+/// <summary>Fixed-width text tables for the terminal and for docs/BENCHMARKS.md.</summary>
+public static class Tables
+{
+    public static string Results(IEnumerable<ScenarioResult> results)
+    {
+        var rows = new List<string[]>
+        {
+            new[] { "target", "scenario", "offered/s", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "pg xact/op", "pg row writes/op", "cpu (cores)", "target" },
+        };
+        foreach (var r in results)
+        {
+            rows.Add([
+                r.Target, r.Label, F(r.RateOffered, "0"), F(r.ThroughputPerSecond, "0"), F(r.LatencyMs.P50), F(r.LatencyMs.P95),
+                F(r.LatencyMs.P99), F(r.LatencyMs.Max), r.ErrorCount == 0 ? "0" : $"{r.ErrorCount} ({string.Join(" ", r.Errors.Select(e => $"{e.Key}={e.Value}"))})",
+                r.Postgres is { } p ? F(p.TransactionsPerOp, "0.00") : "-", r.Postgres is { } q ? F(q.RowWritesPerOp, "0.00") : "-",
+                r.Cpu is { } c ? string.Join(" ", c.Cores.Where(k => k.Value >= 0.01).Select(k => $"{k.Key}={k.Value:0.00}")) : "-",
+                r.Goal is { } g ? (g.Met ? "met" : "missed") : "",
+            ]);
+        }
+        return Markdown(rows);
+    }
+
+    public static string Ratios(IEnumerable<Ratio> ratios)
+    {
+        var rows = new List<string[]> { new[] { "scenario", "throughput broker/baseline", "p50 broker/baseline", "p99 broker/baseline", "pg xact/op broker/baseline", "pg row writes/op broker/baseline" } };
+        foreach (var r in ratios)
+        {
+            rows.Add([r.Label, X(r.Throughput), X(r.P50), X(r.P99), X(r.TransactionsPerOp), X(r.RowWritesPerOp)]);
+        }
+        return Markdown(rows);
+    }
+
+    private static string F(double v, string format = "0.0") => v.ToString(format, CultureInfo.InvariantCulture);
+    private static string X(double? v) => v is { } x ? x.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "-";
+
+    private static string Markdown(List<string[]> rows)
+    {
+        var widths = Enumerable.Range(0, rows[0].Length).Select(i => rows.Max(r => r[i].Length)).ToArray();
+        var sb = new StringBuilder();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            sb.Append("| ").AppendJoin(" | ", rows[r].Select((c, i) => c.PadRight(widths[i]))).AppendLine(" |");
+            if (r == 0)
+            {
+                sb.Append("| ").AppendJoin(" | ", widths.Select(w => new string('-', w))).AppendLine(" |");
+            }
+        }
+        return sb.ToString();
+    }
+}
