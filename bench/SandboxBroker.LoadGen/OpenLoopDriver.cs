@@ -59,7 +59,6 @@ public sealed class OpenLoopDriver(TimeProvider time)
         long inFlight = 0;
         long dispatched = 0;
         long lastCompletion = 0;
-        var pending = new ConcurrentDictionary<long, Task>();
         using var stopProgress = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
         var start = time.GetTimestamp() + (long)(0.05 * frequency);   // a short lead, so op 0 is not already late
@@ -139,57 +138,98 @@ public sealed class OpenLoopDriver(TimeProvider time)
             }
         }
 
-        var windowStarted = false;
-        for (long seq = 0; seq < pace.TotalOps && !ct.IsCancellationRequested; seq++)
+        // A dedicated thread keeps the schedule: it sleeps until the next op is due (sub-millisecond sleeps through
+        // usleep; the thread pool's timers are ~1 ms coarse and late under load), then hands the op to the thread pool.
+        var dispatched_ = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var dispatcher = new Thread(() =>
         {
-            var due = start + (long)(seq * ticksPerOp);
-            var now = time.GetTimestamp();
-            while (now < due)
+            try
             {
-                // Timer resolution is about 1 ms: ops due within the next millisecond wait for one tick and then go
-                // out together. Their latency still counts from their own due time.
-                var waitMs = (due - now) * 1000.0 / frequency;
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, waitMs - 0.3)), time, ct);
-                now = time.GetTimestamp();
-            }
-            var measured = seq >= pace.WarmupOps;
-            if (measured && !windowStarted)
-            {
-                windowStarted = true;
-                onWindowStart?.Invoke();
-            }
-            if (!gate.Wait(0))
-            {
-                await gate.WaitAsync(ct);
-            }
-            var lag = (long)((time.GetTimestamp() - due) * 1_000_000.0 / frequency);
-            if (measured)
-            {
-                Interlocked.Increment(ref rec.Scheduled);
-                if (lag > rec.MaxDispatchLagMicros)
+                var windowStarted = false;
+                var batch = new List<(long Seq, long Due, bool Measured)>();
+                long seq = 0;
+                while (seq < pace.TotalOps && !ct.IsCancellationRequested)
                 {
-                    rec.MaxDispatchLagMicros = lag;
+                    var due = start + (long)(seq * ticksPerOp);
+                    var now = time.GetTimestamp();
+                    if (now < due)
+                    {
+                        var waitMicros = (due - now) * 1_000_000.0 / frequency;
+                        if (waitMicros > 2_000)
+                        {
+                            Thread.Sleep(1);
+                        }
+                        else
+                        {
+                            // At least 200 µs: ops due meanwhile go out together in one thread-pool item, which costs
+                            // less CPU than waking a worker per op. Their latency still counts from their own due time.
+                            Sleeper.Sleep((uint)Math.Max(200, waitMicros));
+                        }
+                        continue;
+                    }
+                    batch.Clear();
+                    while (seq < pace.TotalOps && (due = start + (long)(seq * ticksPerOp)) <= now && batch.Count < 256)
+                    {
+                        var measured = seq >= pace.WarmupOps;
+                        if (measured && !windowStarted)
+                        {
+                            windowStarted = true;
+                            onWindowStart?.Invoke();
+                        }
+                        gate.Wait(ct);
+                        var lag = (long)((time.GetTimestamp() - due) * 1_000_000.0 / frequency);
+                        if (measured)
+                        {
+                            Interlocked.Increment(ref rec.Scheduled);
+                            if (lag > rec.MaxDispatchLagMicros)
+                            {
+                                rec.MaxDispatchLagMicros = lag;
+                            }
+                        }
+                        Interlocked.Increment(ref dispatched);
+                        var current = Interlocked.Increment(ref inFlight);
+                        if (current > rec.MaxInFlight)
+                        {
+                            rec.MaxInFlight = current;
+                        }
+                        batch.Add((seq, due, measured));
+                        seq++;
+                    }
+                    var items = batch.ToArray();
+                    ThreadPool.UnsafeQueueUserWorkItem(_ =>
+                    {
+                        foreach (var (s, d, m) in items)
+                        {
+                            _ = RunOne(s, d, m);
+                        }
+                    }, null);
                 }
+                dispatched_.TrySetResult();
             }
-            Interlocked.Increment(ref dispatched);
-            var current = Interlocked.Increment(ref inFlight);
-            if (current > rec.MaxInFlight)
+            catch (OperationCanceledException e)
             {
-                rec.MaxInFlight = current;
+                dispatched_.TrySetCanceled(e.CancellationToken);
             }
-            var task = RunOne(seq, due, measured);
-            if (!task.IsCompleted)
+            catch (Exception e)
             {
-                pending[seq] = task;
-                _ = task.ContinueWith((_, s) => pending.TryRemove((long)s!, out Task? _), seq, CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                dispatched_.TrySetException(e);
             }
-        }
+        })
+        {
+            IsBackground = true,
+            Name = "open-loop dispatcher",
+            Priority = ThreadPriority.AboveNormal,
+        };
+        dispatcher.Start();
+        await dispatched_.Task;
         onWindowEnd?.Invoke();
         var scheduleEnd = start + (long)(pace.TotalOps * ticksPerOp);
 
-        var drain = Task.WhenAll(pending.Values.ToArray());
-        await Task.WhenAny(drain, Task.Delay(pace.DrainTimeout, time, CancellationToken.None));
+        var drainStarted = time.GetTimestamp();
+        while (Interlocked.Read(ref inFlight) > 0 && time.GetElapsedTime(drainStarted) < pace.DrainTimeout)
+        {
+            await Task.Delay(5, CancellationToken.None);
+        }
         await stopProgress.CancelAsync();
         await progressTask;
 
@@ -204,4 +244,23 @@ public sealed class OpenLoopDriver(TimeProvider time)
     }
 
     internal static string Ms(long micros) => (micros / 1000.0).ToString("0.0");
+}
+
+/// <summary>Sub-millisecond sleeps (Thread.Sleep takes whole milliseconds).</summary>
+internal static partial class Sleeper
+{
+    public static void Sleep(uint micros)
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+        {
+            _ = USleep(micros);
+        }
+        else
+        {
+            Thread.Sleep(TimeSpan.FromTicks(micros * 10));
+        }
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "usleep")]
+    private static partial int USleep(uint micros);
 }
