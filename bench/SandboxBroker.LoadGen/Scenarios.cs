@@ -121,10 +121,11 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
         var newAcquires = spec.Scenario switch
         {
             "warm" => pace.TotalOps,
-            "mix" => (long)Math.Ceiling(pace.TotalOps * spec.Mix.Acquire / 100.0),
+            // A release with nothing acquired yet to release becomes an acquire: count both shares.
+            "mix" => (long)Math.Ceiling(pace.TotalOps * (spec.Mix.Acquire + spec.Mix.Release) / 100.0),
             _ => 0,
         };
-        var needReady = (int)Math.Min(int.MaxValue, held + (long)Math.Ceiling(newAcquires * 1.02) + (newAcquires > 0 ? 10 : 0));
+        var needReady = (int)Math.Min(int.MaxValue, held + (long)Math.Ceiling(newAcquires * 1.03) + (newAcquires > 0 ? 50 : 0));
         Say($"filling the pool to {needReady} ready sandboxes");
         var fill = await backend.FillPoolAsync(needReady, options.PoolReadyTimeout, Say, ct);
         Say(fill.Reached
