@@ -1,17 +1,30 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Prometheus;
+using Scalar.AspNetCore;
+using SandboxBroker.Gateway.Api;
+using SandboxBroker.Gateway.Auth;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Gateway;
 
 /// <summary>
 /// The gateway: an ASP.NET Core app that is an Orleans client. It finds silos through the membership table
-/// in Postgres and reconnects by itself as silos come and go.
+/// in Postgres and reconnects by itself as silos come and go. `tokens …` as first argument manages API tokens instead.
 /// </summary>
 public static class Program
 {
+    /// <summary>The largest request body outside the webhook endpoint.</summary>
+    public const long MaxBodyBytes = 256 * 1024;
+
     public static async Task<int> Main(string[] args)
     {
         try
         {
+            if (args is ["tokens", .. var rest])
+            {
+                return await TokenCommands.RunAsync(rest, LoadConfiguration(args));
+            }
             var app = Build(args);
             await app.RunAsync();
             return 0;
@@ -27,24 +40,81 @@ public static class Program
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.Configuration.AddEnvironmentVariables("BROKER_");
-        var settings = builder.Configuration.GetSection(GatewaySettings.Section).Get<GatewaySettings>() ?? new GatewaySettings();
-        var connectionString = PostgresOptions.Resolve(builder.Configuration);
+        var configuration = builder.Configuration;
+        var settings = configuration.GetSection(GatewaySettings.Section).Get<GatewaySettings>() ?? new GatewaySettings();
+        var connectionString = PostgresOptions.Resolve(configuration);
         if (settings.Urls is { Length: > 0 } urls)
         {
             EnsureUrlsFree(urls);
             builder.WebHost.UseUrls(urls);
         }
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxBodyBytes);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         // Built now, so a malformed connection string stops the start with one line.
         builder.Services.AddSingleton(PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-gateway"));
-        builder.UseOrleansClient(client => ClientConfiguration.Configure(client, builder.Configuration, connectionString));
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ApiTokenStore>();
+        builder.Services.AddSingleton<BrokerIndex>();
+        builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
+        AddApi(builder.Services, configuration);
         customize?.Invoke(builder);
 
         var app = builder.Build();
-        app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
-        app.MapGet("/readyz", Readiness.CheckAsync);
+        UseApi(app);
         return app;
     }
+
+    private static void AddApi(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton(Microsoft.Extensions.Options.Options.Create(AuthSettings.Bind(configuration)));
+        services.Configure<RateLimitSettings>(configuration.GetSection(RateLimitSettings.Section));
+        services.Configure<CompatSettings>(configuration.GetSection(CompatSettings.Section));
+        services.ConfigureHttpJsonOptions(o => ApiJson.Configure(o.SerializerOptions));
+        services.AddSingleton<TokenValidator>();
+        services.AddSingleton<BrokerMetrics>();
+        services.AddSingleton<LevelGauges>();
+        services.AddAuthentication(BearerTokenHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(Policies.Claims, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Claims, TokenScopes.Admin))
+            .AddPolicy(Policies.Admin, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Admin));
+        services.AddTenantRateLimiter();
+        services.AddBrokerOpenApi();
+    }
+
+    private static void UseApi(WebApplication app)
+    {
+        var metrics = app.Services.GetRequiredService<BrokerMetrics>();
+        var gauges = app.Services.GetRequiredService<LevelGauges>();
+        metrics.Registry.AddBeforeCollectCallback(gauges.RefreshAsync);
+
+        app.UseMiddleware<ApiMiddleware>();
+        app.UseStatusCodePages(ApiMiddleware.WriteStatusCodePage);
+        app.UseRouting();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+
+        app.MapGet("/healthz", () => Results.Ok(new { status = "ok" })).ExcludeFromDescription();
+        app.MapGet("/readyz", Readiness.CheckAsync).ExcludeFromDescription();
+        app.MapMetrics("/metrics", metrics.Registry);
+        app.MapOpenApi("/v1/openapi.json");
+        app.MapScalarApiReference("/v1/docs", o => o.WithOpenApiRoutePattern("/v1/openapi.json").WithTitle("SandboxBroker API"));
+
+        app.MapClaimEndpoints();
+        app.MapSandboxEndpoints();
+        app.MapCompatEndpoints();
+        app.MapPoolEndpoints();
+        app.MapAdminEndpoints();
+    }
+
+    /// <summary>Configuration as Build reads it, for the command-line tools.</summary>
+    private static IConfiguration LoadConfiguration(string[] args) =>
+        new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables("BROKER_")
+            .Build();
 
     /// <summary>
     /// Checked before start: the Orleans client holds the host's start until it reaches a silo, so a busy port

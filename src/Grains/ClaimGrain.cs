@@ -56,10 +56,7 @@ public sealed class ClaimGrain(
     {
         LeaseRules.ValidateRequest(request);
         await ExpireIfDue();
-        if (S.Tenant is not null && S.Tenant != request.Tenant)
-        {
-            throw new BrokerException(ErrorCodes.Forbidden, $"claim '{Key}' belongs to another tenant");
-        }
+        EnsureTenant(request.Tenant);
         if (S.Active is { } active)
         {
             var sandbox = await ConfirmSandbox(active);
@@ -72,14 +69,16 @@ public sealed class ClaimGrain(
         return await LeaseNew(request);
     }
 
-    public async Task<Lease?> Get()
+    public async Task<Lease?> Get(string? tenant = null)
     {
+        EnsureTenant(tenant);
         await ExpireIfDue();
         return S.Active;
     }
 
-    public async Task<Lease> Touch()
+    public async Task<Lease> Touch(string? tenant = null)
     {
+        EnsureTenant(tenant);
         var lease = await RequireActive();
         var updated = lease with { LastActivityAt = time.GetUtcNow() };
         await Save(() => S.Active = updated);
@@ -88,8 +87,9 @@ public sealed class ClaimGrain(
         return updated;
     }
 
-    public async Task<Lease> Extend(TimeSpan ttl)
+    public async Task<Lease> Extend(TimeSpan ttl, string? tenant = null)
     {
+        EnsureTenant(tenant);
         var lease = await RequireActive();
         if (ttl <= TimeSpan.Zero)
         {
@@ -106,8 +106,9 @@ public sealed class ClaimGrain(
         return updated;
     }
 
-    public async Task<Lease?> Release(string reason)
+    public async Task<Lease?> Release(string reason, string? tenant = null)
     {
+        EnsureTenant(tenant);
         await ExpireIfDue();
         if (S.Active is null)
         {
@@ -116,8 +117,9 @@ public sealed class ClaimGrain(
         return await EndActive(LeaseStatus.Released, string.IsNullOrWhiteSpace(reason) ? "released" : reason);
     }
 
-    public async Task<IReadOnlyList<Lease>> History()
+    public async Task<IReadOnlyList<Lease>> History(string? tenant = null)
     {
+        EnsureTenant(tenant);
         await ExpireIfDue();
         return S.Active is { } active ? [active, .. S.History] : S.History;
     }
@@ -297,6 +299,15 @@ public sealed class ClaimGrain(
         }
         await PlanReminder();
         return ended;
+    }
+
+    /// <summary>A key belongs to the tenant of its first lease until its state is forgotten; null is a trusted caller.</summary>
+    private void EnsureTenant(string? tenant)
+    {
+        if (tenant is not null && S.Tenant is not null && S.Tenant != tenant)
+        {
+            throw new BrokerException(ErrorCodes.Forbidden, $"claim '{Key}' belongs to another tenant");
+        }
     }
 
     private async Task<Lease> RequireActive()

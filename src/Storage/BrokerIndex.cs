@@ -19,6 +19,90 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         return await ReadSandboxes(command, ct);
     }
 
+    /// <summary>
+    /// One page of sandboxes in creation order. The cursor is the last row's (created_at, sandbox_id), so pages
+    /// stay stable while sandboxes are added. A null tenant lists every tenant's (an admin).
+    /// </summary>
+    public async Task<IReadOnlyList<SandboxRow>> ListSandboxesAsync(SandboxQuery query, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT sandbox_id, pool, provider, status, name, external_id, tenant, owner, claim_key, created_at, updated_at, expires_at
+            FROM broker_sandboxes
+            WHERE ($1::text IS NULL OR tenant = $1)
+              AND ($2::text IS NULL OR status = $2)
+              AND ($3::text IS NULL OR pool = $3)
+              AND ($4::text IS NULL OR owner = $4)
+              AND ($5::timestamptz IS NULL OR (created_at, sandbox_id) > ($5, $6))
+            ORDER BY created_at, sandbox_id
+            LIMIT $7
+            """);
+        command.Parameters.Add(Text(query.Tenant));
+        command.Parameters.Add(Text(query.Status));
+        command.Parameters.Add(Text(query.Pool));
+        command.Parameters.Add(Text(query.Owner));
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)query.After?.CreatedAt.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(Text(query.After?.SandboxId ?? ""));
+        command.Parameters.Add(new NpgsqlParameter { Value = query.Limit });
+        return await ReadSandboxes(command, ct);
+    }
+
+    /// <summary>Sandboxes by status (a null tenant counts all).</summary>
+    public async Task<IReadOnlyDictionary<string, long>> CountSandboxesByStatusAsync(string? tenant, CancellationToken ct) =>
+        await CountAsync("SELECT status, count(*) FROM broker_sandboxes WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status", tenant, ct);
+
+    /// <summary>Claims by status of their current or last lease (a null tenant counts all).</summary>
+    public async Task<IReadOnlyDictionary<string, long>> CountClaimsByStatusAsync(string? tenant, CancellationToken ct) =>
+        await CountAsync("SELECT status, count(*) FROM broker_claims WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status", tenant, ct);
+
+    /// <summary>Sandboxes waiting for deletion (or failed or stale, which still need one).</summary>
+    public async Task<IReadOnlyList<string>> ListPendingDeletionAsync(int limit, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT sandbox_id FROM broker_sandboxes
+            WHERE status IN ('releasing', 'deleting', 'failed', 'stale') ORDER BY updated_at LIMIT $1
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        return await ReadStrings(command, ct);
+    }
+
+    /// <summary>Claims the index still shows active although their deadline has passed.</summary>
+    public async Task<IReadOnlyList<string>> ListOverdueClaimsAsync(DateTimeOffset now, int limit, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT claim_key FROM broker_claims WHERE status = 'active' AND expires_at < $1 ORDER BY expires_at LIMIT $2
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = now.UtcDateTime });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        return await ReadStrings(command, ct);
+    }
+
+    private async Task<IReadOnlyDictionary<string, long>> CountAsync(string sql, string? tenant, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(Text(tenant));
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        }
+        return counts;
+    }
+
+    private static async Task<IReadOnlyList<string>> ReadStrings(NpgsqlCommand command, CancellationToken ct)
+    {
+        var values = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            values.Add(reader.GetString(0));
+        }
+        return values;
+    }
+
+    private static NpgsqlParameter Text(string? value) =>
+        new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text };
+
     private static SandboxRow ReadSandbox(NpgsqlDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
         r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),

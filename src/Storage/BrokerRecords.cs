@@ -38,3 +38,9 @@ public sealed record ClaimRow(
     DateTimeOffset? ExpiresAt,
     DateTimeOffset? LastActivityAt,
     DateTimeOffset UpdatedAt);
+
+/// <summary>Where a sandbox listing page starts: after this row.</summary>
+public sealed record SandboxCursor(DateTimeOffset CreatedAt, string SandboxId);
+
+/// <summary>Filters of a sandbox listing; null means any. A null tenant lists every tenant's.</summary>
+public sealed record SandboxQuery(string? Tenant, string? Status, string? Pool, string? Owner, SandboxCursor? After, int Limit);

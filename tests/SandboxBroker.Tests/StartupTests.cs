@@ -13,6 +13,13 @@ public sealed class StartupTests
     /// <summary>Runs one of the project's programs until it exits (at most a minute) and returns its exit code and stderr.</summary>
     internal static async Task<(int ExitCode, string Error)> RunToExit(string program, string[] args, Dictionary<string, string> environment)
     {
+        var (code, error, _) = await RunProgram(program, args, environment);
+        return (code, error);
+    }
+
+    /// <summary>Runs one of the project's programs until it exits (at most a minute): exit code, stderr, stdout.</summary>
+    internal static async Task<(int ExitCode, string Error, string Output)> RunProgram(string program, string[] args, Dictionary<string, string> environment)
+    {
         var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, program), .. args])
         {
             RedirectStandardError = true,
@@ -25,7 +32,7 @@ public sealed class StartupTests
         }
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try
         {
@@ -36,7 +43,7 @@ public sealed class StartupTests
             process.Kill(entireProcessTree: true);
             throw;
         }
-        return (process.ExitCode, (await stderr).Trim());
+        return (process.ExitCode, (await stderr).Trim(), (await stdout).Trim());
     }
 
     private static int FreePort()

@@ -1,0 +1,84 @@
+using Microsoft.AspNetCore.Diagnostics;
+
+namespace SandboxBroker.Gateway.Api;
+
+/// <summary>
+/// The outermost layer of every request: gives it a request id (the caller's X-Request-ID when sane, else a new
+/// one), echoes it, and turns any exception into the one error shape (a stack trace never leaves the process).
+/// </summary>
+public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> logger, BrokerMetrics metrics)
+{
+    public const string RequestIdHeader = "X-Request-ID";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        context.TraceIdentifier = RequestIdFrom(context.Request.Headers[RequestIdHeader]);
+        context.Response.OnStarting(static state =>
+        {
+            var ctx = (HttpContext)state;
+            ctx.Response.Headers[RequestIdHeader] = ctx.TraceIdentifier;
+            return Task.CompletedTask;
+        }, context);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            await next(context);
+        }
+        catch (Exception e) when (!context.Response.HasStarted && !(e is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
+        {
+            var error = Map(e);
+            if (error.Status >= 500)
+            {
+                logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, context.Request.Path, error.Code);
+            }
+            else
+            {
+                logger.LogDebug("Request {RequestId} {Method} {Path} refused: {Code} {Message}", context.TraceIdentifier, context.Request.Method, context.Request.Path, error.Code, error.Message);
+            }
+            context.Response.Clear();
+            await error.WriteAsync(context);
+        }
+        finally
+        {
+            metrics.ObserveRequest(context, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    /// <summary>Every exception as an API error: broker codes keep theirs; the cluster being away is a 503 to retry.</summary>
+    public static ApiError Map(Exception e) => e switch
+    {
+        ApiErrorException api => api.Error,
+        BrokerException broker => ApiError.From(broker),
+        BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
+            new(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
+        BadHttpRequestException bad => new(bad.StatusCode, ErrorCodes.InvalidArgument, bad.Message, "body"),
+        TimeoutException => new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
+            "the cluster did not answer in time; the outcome is unknown and the call is safe to retry", RetryAfterSeconds: 1),
+        OrleansException => new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
+            "the cluster is not reachable right now; retry shortly", RetryAfterSeconds: 1),
+        _ => new(StatusCodes.Status500InternalServerError, GatewayErrorCodes.Internal, "internal error; quote the request id when reporting it"),
+    };
+
+    /// <summary>Answers routing's bodiless 404/405 (and any other bodiless error) in the error shape.</summary>
+    public static Task WriteStatusCodePage(StatusCodeContext context)
+    {
+        var http = context.HttpContext;
+        var error = http.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => ApiError.NotFound($"no such resource: {http.Request.Path}"),
+            StatusCodes.Status405MethodNotAllowed => new ApiError(StatusCodes.Status405MethodNotAllowed, GatewayErrorCodes.MethodNotAllowed,
+                $"{http.Request.Method} is not allowed on {http.Request.Path}"),
+            StatusCodes.Status413PayloadTooLarge => new ApiError(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
+            StatusCodes.Status415UnsupportedMediaType => new ApiError(StatusCodes.Status415UnsupportedMediaType, GatewayErrorCodes.UnsupportedMediaType,
+                "the body must be application/json", "content-type"),
+            var status => new ApiError(status, status >= 500 ? GatewayErrorCodes.Internal : ErrorCodes.InvalidArgument,
+                $"the request failed with status {status}"),
+        };
+        return error.WriteAsync(http);
+    }
+
+    private static string RequestIdFrom(string? incoming) =>
+        incoming is { Length: > 0 and <= 128 } id && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':')
+            ? id
+            : "req_" + Guid.NewGuid().ToString("N");
+}

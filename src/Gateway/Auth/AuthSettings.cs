@@ -1,0 +1,39 @@
+namespace SandboxBroker.Gateway.Auth;
+
+/// <summary>Authentication settings ("Auth" section). BROKER_ADMIN_TOKEN in the environment is the first admin token.</summary>
+public sealed class AuthSettings
+{
+    public const string Section = "Auth";
+
+    /// <summary>A token accepted with tenant "admin" and every scope, for a first start; mint real tokens with it.</summary>
+    public string? AdminToken { get; set; }
+
+    /// <summary>How long a validated token is trusted before Postgres is asked again (also how long a revocation takes to reach other gateways).</summary>
+    public TimeSpan CacheTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    public static AuthSettings Bind(IConfiguration configuration)
+    {
+        var settings = configuration.GetSection(Section).Get<AuthSettings>() ?? new AuthSettings();
+        // BROKER_ADMIN_TOKEN arrives as "ADMIN_TOKEN" through the BROKER_ environment prefix.
+        settings.AdminToken ??= configuration["ADMIN_TOKEN"];
+        if (string.IsNullOrWhiteSpace(settings.AdminToken))
+        {
+            settings.AdminToken = null;
+        }
+        return settings;
+    }
+}
+
+/// <summary>Per-tenant request rate ("RateLimit" section): a token bucket per tenant; excess requests get 429.</summary>
+public sealed class RateLimitSettings
+{
+    public const string Section = "RateLimit";
+
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Sustained requests per second per tenant.</summary>
+    public int PermitsPerSecond { get; set; } = 2000;
+
+    /// <summary>Requests a tenant may make at once above the sustained rate.</summary>
+    public int Burst { get; set; } = 4000;
+}

@@ -1,0 +1,111 @@
+using System.Net;
+using System.Net.Http.Json;
+using SandboxBroker.Tests.Infrastructure;
+
+namespace SandboxBroker.Tests.Api;
+
+/// <summary>Bearer tokens, scopes and tenant isolation.</summary>
+[Collection(ApiCollection.Name)]
+public sealed class AuthApiTests(ApiFixture fixture)
+{
+    private BrokerGateway Gateway => fixture.Gateway;
+
+    [Fact]
+    public async Task Missing_or_wrong_tokens_are_401_and_a_missing_admin_scope_is_403()
+    {
+        var url = $"/v1/claims/{ApiAssert.Key(ApiFixture.NewKey())}";
+        using var missing = await Gateway.Anonymous().PutAsJsonAsync(url, new { });
+        await missing.AssertErrorAsync(HttpStatusCode.Unauthorized, "UNAUTHENTICATED");
+        Assert.Equal("Bearer", missing.Headers.WwwAuthenticate.Single().Scheme);
+        await (await Gateway.Client("sbk_not-a-real-token").PutAsJsonAsync(url, new { })).AssertErrorAsync(HttpStatusCode.Unauthorized, "UNAUTHENTICATED");
+        var basic = Gateway.Anonymous();
+        basic.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", "YWRtaW46YWRtaW4=");
+        await (await basic.GetAsync("/v1/pools")).AssertErrorAsync(HttpStatusCode.Unauthorized, "UNAUTHENTICATED");
+
+        var tenant = Gateway.Client(await Gateway.MintTokenAsync(ApiFixture.NewTenant(), "claims"));
+        await (await tenant.GetAsync("/v1/admin/stats")).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await tenant.PostAsJsonAsync("/v1/admin/tokens", new { tenant = "someone" })).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await tenant.PutAsJsonAsync("/v1/pools/default", new { min_ready = 0 })).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        Assert.Equal(HttpStatusCode.Created, (await tenant.PutAsJsonAsync(url, new { })).StatusCode);
+    }
+
+    [Fact]
+    public async Task Tokens_are_stored_only_as_hashes_and_stop_working_when_revoked()
+    {
+        var tenantName = ApiFixture.NewTenant();
+        using var created = await Gateway.Admin().PostAsJsonAsync("/v1/admin/tokens", new { tenant = tenantName, scopes = new[] { "claims" }, name = "ci" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var minted = await created.JsonAsync();
+        var secret = minted.Str("token");
+        var tokenId = minted.GetProperty("details").Str("token_id");
+
+        // Postgres holds the SHA-256 of the secret, never the secret.
+        await using (var db = Npgsql.NpgsqlDataSource.Create(fixture.Broker.Database.ConnectionString))
+        {
+            await using var command = db.CreateCommand("SELECT token_hash FROM broker_api_tokens WHERE token_id = $1");
+            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = tokenId });
+            var hash = (byte[])(await command.ExecuteScalarAsync())!;
+            Assert.Equal(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(secret)), hash);
+            await using var all = db.CreateCommand("SELECT count(*) FROM broker_api_tokens t WHERE position(convert_to($1, 'UTF8') in t.token_hash) > 0 OR t.name = $1 OR t.tenant = $1");
+            all.Parameters.Add(new Npgsql.NpgsqlParameter { Value = secret });
+            Assert.Equal(0L, await all.ExecuteScalarAsync());
+        }
+
+        var client = Gateway.Client(secret);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/pools")).StatusCode);
+        var listed = await (await Gateway.Admin().GetAsync($"/v1/admin/tokens?tenant={tenantName}")).JsonAsync();
+        Assert.Equal(tokenId, Assert.Single(listed.GetProperty("items").EnumerateArray()).Str("token_id"));
+        Assert.DoesNotContain(secret, listed.GetRawText());
+
+        using var revoked = await Gateway.Admin().DeleteAsync($"/v1/admin/tokens/{tokenId}");
+        Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
+        Assert.NotEqual(System.Text.Json.JsonValueKind.Null, (await revoked.JsonAsync()).GetProperty("revoked_at").ValueKind);
+        await (await client.GetAsync("/v1/pools")).AssertErrorAsync(HttpStatusCode.Unauthorized, "UNAUTHENTICATED");
+        await (await Gateway.Admin().DeleteAsync("/v1/admin/tokens/tok_unknown")).AssertErrorAsync(HttpStatusCode.NotFound, "NOT_FOUND");
+    }
+
+    [Fact]
+    public async Task An_expiring_token_stops_working_after_its_lifetime()
+    {
+        using var created = await Gateway.Admin().PostAsJsonAsync("/v1/admin/tokens", new { tenant = ApiFixture.NewTenant(), expires_in_seconds = 2 });
+        var client = Gateway.Client((await created.JsonAsync()).Str("token"));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/pools")).StatusCode);
+        await Eventually.TrueAsync(async () => (await client.GetAsync("/v1/pools")).StatusCode == HttpStatusCode.Unauthorized, "the expired token is refused");
+    }
+
+    [Fact]
+    public async Task Minting_checks_tenant_and_scopes()
+    {
+        var admin = Gateway.Admin();
+        Assert.Equal("tenant", (await (await admin.PostAsJsonAsync("/v1/admin/tokens", new { })).AssertErrorAsync(HttpStatusCode.BadRequest, "INVALID_ARGUMENT")).Str("field"));
+        Assert.Equal("tenant", (await (await admin.PostAsJsonAsync("/v1/admin/tokens", new { tenant = "Has Spaces" })).AssertErrorAsync(HttpStatusCode.BadRequest, "INVALID_ARGUMENT")).Str("field"));
+        Assert.Equal("scopes", (await (await admin.PostAsJsonAsync("/v1/admin/tokens", new { tenant = "ok", scopes = new[] { "root" } })).AssertErrorAsync(HttpStatusCode.BadRequest, "INVALID_ARGUMENT")).Str("field"));
+    }
+
+    [Fact]
+    public async Task A_tenant_never_reads_or_changes_another_tenants_claims_or_sandboxes()
+    {
+        var alice = Gateway.Client(await Gateway.MintTokenAsync(ApiFixture.NewTenant()));
+        var mallory = Gateway.Client(await Gateway.MintTokenAsync(ApiFixture.NewTenant()));
+        var key = ApiFixture.NewKey("github:alice/repo#");
+        var url = $"/v1/claims/{ApiAssert.Key(key)}";
+        using var acquired = await alice.PutAsJsonAsync(url, new { });
+        Assert.Equal(HttpStatusCode.Created, acquired.StatusCode);
+        var sandboxId = (await acquired.JsonAsync()).Str("sandbox_id");
+
+        await (await mallory.PutAsJsonAsync(url, new { })).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await mallory.GetAsync(url)).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await mallory.PostAsync($"{url}/touch", null)).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await mallory.PostAsJsonAsync($"{url}/extend", new { ttl_seconds = 60 })).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await mallory.GetAsync($"{url}/history")).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await mallory.DeleteAsync(url)).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        await (await mallory.GetAsync($"/v1/sandboxes/{sandboxId}")).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+
+        // Alice still holds it; her list shows it, Mallory's does not; the admin sees it.
+        Assert.Equal(HttpStatusCode.OK, (await alice.GetAsync(url)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await alice.GetAsync($"/v1/sandboxes/{sandboxId}")).StatusCode);
+        await Eventually.TrueAsync(async () => (await alice.GetStringAsync("/v1/sandboxes?limit=500")).Contains(sandboxId), "alice's listing shows her sandbox");
+        Assert.DoesNotContain(sandboxId, await mallory.GetStringAsync("/v1/sandboxes?limit=500"));
+        Assert.Equal(HttpStatusCode.OK, (await Gateway.Admin().GetAsync(url)).StatusCode);
+    }
+}
