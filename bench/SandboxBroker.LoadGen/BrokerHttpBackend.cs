@@ -77,7 +77,8 @@ public sealed class BrokerHttpBackend : IClaimsBackend
             var status = (int)response.StatusCode;
             if (status is >= 200 and < 300)
             {
-                return OpResult.Ok(op, ReadString(bytes, "outcome") ?? (op == "release" ? "released" : status.ToString()));
+                var outcome = response.Headers.TryGetValues("X-Acquire-Outcome", out var values) ? values.FirstOrDefault() : null;
+                return OpResult.Ok(op, outcome ?? ReadString(bytes, "outcome") ?? (op == "release" ? "released" : status.ToString()));
             }
             return OpResult.Fail(op, $"http_{status}_{ReadErrorCode(bytes) ?? "no_code"}");
         }
@@ -106,19 +107,16 @@ public sealed class BrokerHttpBackend : IClaimsBackend
             ["on_empty"] = "fail",
             ["max_concurrent_creates"] = _settings.MaxConcurrentCreates,
         });
-        using (var put = new HttpRequestMessage(HttpMethod.Put, "v1/pools/" + Uri.EscapeDataString(_settings.Pool))
-               {
-                   Content = new StringContent(config, Encoding.UTF8, "application/json"),
-               })
+        try
         {
-            using var response = await _http.SendAsync(put, ct);
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException(
-                    $"PUT /v1/pools/{_settings.Pool} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
-            }
+            await PutPoolAsync(config, ct);
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new InvalidOperationException($"PUT /v1/pools/{_settings.Pool} did not answer within {_settings.RequestTimeout.TotalSeconds:0}s");
         }
         long current = readyBefore;
+
         var lastPrint = started;
         while (TimeProvider.System.GetElapsedTime(started) < timeout)
         {
@@ -136,6 +134,20 @@ public sealed class BrokerHttpBackend : IClaimsBackend
             await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
         }
         return new PoolFill(readyBefore, current, TimeProvider.System.GetElapsedTime(started).TotalSeconds, false);
+    }
+
+    private async Task PutPoolAsync(string config, CancellationToken ct)
+    {
+        using var put = new HttpRequestMessage(HttpMethod.Put, "v1/pools/" + Uri.EscapeDataString(_settings.Pool))
+        {
+            Content = new StringContent(config, Encoding.UTF8, "application/json"),
+        };
+        using var response = await _http.SendAsync(put, ct);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException(
+                $"PUT /v1/pools/{_settings.Pool} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
+        }
     }
 
     public async Task<IReadOnlyDictionary<string, long>> PoolLevelsAsync(CancellationToken ct)

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Orleans.Concurrency;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
@@ -32,7 +33,15 @@ public sealed class PoolState
 /// more than MaxTotal live, and hands each ready sandbox out once (the sandbox grain's ready → leased
 /// transition is the second guard). State changes only inside grain turns; the creates themselves run in
 /// the background and report back through <see cref="OnSandboxStatus"/>, so the pool keeps answering.
+/// <para>
+/// Every pool change goes through this one activation, so the pool's writes are group-committed: the grain is
+/// reentrant, each call changes the state synchronously (before its first await) and then waits for a write
+/// that starts after its change. One write is in flight at a time; the calls that arrive meanwhile share the
+/// next one. A caller still answers only once its change is durable. (Before this, each checkout and each
+/// status notice wrote the whole pool state alone, and the pool capped warm acquires at its write rate.)
+/// </para>
 /// </summary>
+[Reentrant]
 public sealed class PoolGrain(
     [PersistentState("pool", StorageNames.Broker)] IPersistentState<PoolState> state,
     IOptions<BrokerOptions> options,
@@ -47,6 +56,12 @@ public sealed class PoolGrain(
 
     private string Name => this.GetPrimaryKeyString();
     private PoolState S => state.State;
+
+    /// <summary>The callers waiting for the next write (it includes every change made before it starts).</summary>
+    private TaskCompletionSource? _nextWrite;
+
+    /// <summary>The loop writing the state; null when no write is wanted.</summary>
+    private Task? _writer;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -126,7 +141,11 @@ public sealed class PoolGrain(
             return;
         }
         var info = await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Get();
-        if (info?.Status == SandboxStatus.Ready)
+        if (S.Ready.Contains(sandboxId) || S.CheckedOut.ContainsKey(sandboxId) || S.Deleting.Contains(sandboxId))
+        {
+            // a status notice placed it meanwhile (the grain is reentrant)
+        }
+        else if (info?.Status == SandboxStatus.Ready)
         {
             S.Ready.Insert(0, sandboxId); // untouched: the next claim can have it
         }
@@ -191,11 +210,39 @@ public sealed class PoolGrain(
                 started.Add((id, SpecFor(id, config)));
             }
         }
-        await state.WriteStateAsync();
+        await PersistAsync();
         foreach (var (id, spec) in started)
         {
             _ = CreateInBackground(id, spec);
         }
+    }
+
+    /// <summary>Completes once a write that started after this call has stored the state (group commit).</summary>
+    private Task PersistAsync()
+    {
+        _nextWrite ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var durable = _nextWrite.Task;
+        _writer ??= WriteLoop();
+        return durable;
+    }
+
+    private async Task WriteLoop()
+    {
+        // Runs on the grain's scheduler, so it interleaves only at awaits, like any other call.
+        while (_nextWrite is { } batch)
+        {
+            _nextWrite = null;
+            try
+            {
+                await state.WriteStateAsync();
+                batch.SetResult();
+            }
+            catch (Exception e)
+            {
+                batch.SetException(e);
+            }
+        }
+        _writer = null;
     }
 
     /// <summary>Runs one create; touches no pool state (the sandbox reports back through OnSandboxStatus).</summary>
@@ -223,6 +270,10 @@ public sealed class PoolGrain(
         foreach (var (id, _) in S.Provisioning.Where(p => p.Value <= cutoff).ToList())
         {
             var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            if (!S.Provisioning.ContainsKey(id))
+            {
+                continue; // the sandbox reported meanwhile (the grain is reentrant)
+            }
             switch (info?.Status)
             {
                 case null or SandboxStatus.Provisioning:
@@ -245,6 +296,10 @@ public sealed class PoolGrain(
         foreach (var (id, at) in S.CheckedOut.Where(c => c.Value <= cutoff).ToList())
         {
             var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            if (!S.CheckedOut.ContainsKey(id))
+            {
+                continue;
+            }
             if (info is null)
             {
                 S.CheckedOut.Remove(id); // a cold reservation whose create never began
@@ -263,7 +318,7 @@ public sealed class PoolGrain(
         foreach (var id in S.Deleting.ToList())
         {
             var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
-            if (info is null || !SandboxLifecycle.IsLive(info.Status))
+            if (S.Deleting.Contains(id) && (info is null || !SandboxLifecycle.IsLive(info.Status)))
             {
                 S.Deleting.Remove(id);
             }
