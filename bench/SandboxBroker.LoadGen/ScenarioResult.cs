@@ -47,6 +47,7 @@ public sealed record ScenarioResult(
     IReadOnlyDictionary<string, long> PoolLevelsAfter,
     PostgresDelta? Postgres,
     CpuSplit? Cpu,
+    IReadOnlyDictionary<string, double>? CpuMicrosPerOp,
     Goal? Goal)
 {
     public static ScenarioResult From(string target, ScenarioSpec spec, PaceSpec pace, DateTimeOffset startedAt, string prefix,
@@ -70,7 +71,22 @@ public sealed record ScenarioResult(
             throughput, latency, LatencySummary.Of(rec.Service),
             new SortedDictionary<string, LatencySummary>(rec.ByOp.ToDictionary(p => p.Key, p => LatencySummary.Of(p.Value)), StringComparer.Ordinal),
             rec.MaxInFlight, Math.Round(rec.MaxDispatchLagMicros / 1000.0, 3), rec.WarmupOk, rec.WarmupErrors,
-            fill, levelsAfter, pg, cpu, goal);
+            fill, levelsAfter, pg, cpu, PerOp(cpu, rec), goal);
+    }
+
+    /// <summary>CPU time per successful operation of each process group (µs): robust to a busy neighbour in a way
+    /// throughput is not, and it says how many operations a second the machine's cores could carry.</summary>
+    private static IReadOnlyDictionary<string, double>? PerOp(CpuSplit? cpu, RunRecording rec)
+    {
+        if (cpu is null || rec.Ok == 0)
+        {
+            return null;
+        }
+        var perSecond = rec.Ok / rec.MeasuredSeconds;
+        return new SortedDictionary<string, double>(
+            cpu.Cores.Where(c => c.Key is not ("machine_busy" or "other"))
+                .ToDictionary(c => c.Key, c => Math.Round(c.Value / perSecond * 1_000_000, 1)),
+            StringComparer.Ordinal);
     }
 
     public string OneLine()
@@ -162,7 +178,7 @@ public static class Tables
     {
         var rows = new List<string[]>
         {
-            new[] { "target", "scenario", "offered/s", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "pg xact/op", "pg row writes/op", "cpu (cores)", "target" },
+            new[] { "target", "scenario", "offered/s", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "pg xact/op", "pg row writes/op", "cpu cores used", "cpu µs/op", "target" },
         };
         foreach (var r in results)
         {
@@ -171,6 +187,7 @@ public static class Tables
                 F(r.LatencyMs.P99), F(r.LatencyMs.Max), r.ErrorCount == 0 ? "0" : $"{r.ErrorCount} ({string.Join(" ", r.Errors.Select(e => $"{e.Key}={e.Value}"))})",
                 r.Postgres is { } p ? F(p.TransactionsPerOp, "0.00") : "-", r.Postgres is { } q ? F(q.RowWritesPerOp, "0.00") : "-",
                 r.Cpu is { } c ? string.Join(" ", c.Cores.Where(k => k.Value >= 0.01).Select(k => $"{k.Key}={k.Value:0.00}")) : "-",
+                r.CpuMicrosPerOp is { } u ? string.Join(" ", u.Where(k => k.Value >= 0.5).Select(k => $"{k.Key}={k.Value:0}")) : "-",
                 r.Goal is { } g ? (g.Met ? "met" : "missed") : "",
             ]);
         }

@@ -146,12 +146,15 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
 
         // --- the operation --------------------------------------------------------------------------------
         var acquiredNew = new ConcurrentQueue<string>();
+        var attempted = new ConcurrentQueue<string>();
+        var released = new ConcurrentQueue<string>();   // a timed-out acquire may still have succeeded at the server
         var releasedUpTo = -1L;
         Func<long, CancellationToken, ValueTask<OpResult>> operation = spec.Scenario switch
         {
             "warm" => async (seq, c) =>
             {
                 var key = prefix + "n" + seq;
+                attempted.Enqueue(key);
                 var r = await backend.AcquireAsync(key, "bench-n" + seq, c);
                 if (r.IsOk)
                 {
@@ -174,11 +177,13 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
                 var roll = Random.Shared.Next(100);
                 if (roll < spec.Mix.Release && acquiredNew.TryDequeue(out var victim))
                 {
+                    released.Enqueue(victim);
                     return await backend.ReleaseAsync(victim, c);
                 }
                 if (roll < spec.Mix.Release + spec.Mix.Acquire)
                 {
                     var key = prefix + "n" + seq;
+                    attempted.Enqueue(key);
                     var r = await backend.AcquireAsync(key, "bench-n" + seq, c);
                     if (r.IsOk)
                     {
@@ -229,7 +234,7 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
         {
             var toRelease = spec.Scenario == "release"
                 ? heldKeys.Skip((int)Interlocked.Read(ref releasedUpTo) + 1).ToList()
-                : heldKeys.Concat(acquiredNew).ToList();
+                : heldKeys.Concat(spec.Scenario == "mix" ? attempted.Except(released) : attempted).ToList();
             if (backend is BaselineBackend baseline)
             {
                 await baseline.ReleaseAllAsync(prefix, ct);
