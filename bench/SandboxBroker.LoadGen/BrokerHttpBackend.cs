@@ -107,13 +107,23 @@ public sealed class BrokerHttpBackend : IClaimsBackend
             ["on_empty"] = "fail",
             ["max_concurrent_creates"] = _settings.MaxConcurrentCreates,
         });
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await PutPoolAsync(config, ct);
-        }
-        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new InvalidOperationException($"PUT /v1/pools/{_settings.Pool} did not answer within {_settings.RequestTimeout.TotalSeconds:0}s");
+            try
+            {
+                await PutPoolAsync(config, ct);
+                break;
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // After an overload the pool grain still works through the backlog of abandoned requests.
+                if (TimeProvider.System.GetElapsedTime(started) > timeout)
+                {
+                    throw new InvalidOperationException(
+                        $"PUT /v1/pools/{_settings.Pool} did not answer within {TimeProvider.System.GetElapsedTime(started).TotalSeconds:0}s ({attempt} tries)");
+                }
+                progress($"PUT /v1/pools/{_settings.Pool} timed out (try {attempt}); the broker is still busy, retrying");
+            }
         }
         long current = readyBefore;
 

@@ -175,28 +175,54 @@ public static class Program
         var ratios = new List<Ratio>();
         await using var baseline = baselineSettings is null ? null : await BaselineBackend.OpenAsync(baselineSettings, ct);
         await using var broker = brokerSettings is null ? null : new BrokerHttpBackend(brokerSettings);
+        var path = output ?? DefaultPath("compare");
+        var machine = await MachineInfo.ReadAsync(baselineSettings?.ConnectionString ?? brokerDb, ct);
+        var failures = new List<string>();
+        async Task<ScenarioResult?> Try(IClaimsBackend backend, ScenarioSpec spec)
+        {
+            try
+            {
+                return await runner.RunAsync(backend, spec, ct);
+            }
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or Npgsql.NpgsqlException
+                                          or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                // One scenario that cannot even start (e.g. the broker still digesting an overload) does not cost the others.
+                var why = $"{backend.Target} {spec.Label} @{spec.Rate:0}/s: {e.Message}";
+                failures.Add(why);
+                Log("scenario failed: " + why);
+                return null;
+            }
+        }
         foreach (var spec in specs)
         {
             ScenarioResult? b = null, s = null;
-            if (baseline is not null)
+            if (baseline is not null && (b = await Try(baseline, spec)) is not null)
             {
-                b = await runner.RunAsync(baseline, spec, ct);
                 results.Add(b);
             }
-            if (broker is not null)
+            if (broker is not null && (s = await Try(broker, spec)) is not null)
             {
-                s = await runner.RunAsync(broker, spec, ct);
                 results.Add(s);
             }
             if (b is not null && s is not null)
             {
                 ratios.Add(Ratio.Of(s, b));
             }
+            // Written after every scenario, so an interrupted session keeps what it measured.
+            await WriteJsonAsync(path, new CompareReport(machine, results, ratios, failures), ct);
         }
         if (broker is not null)
         {
             // Stop keeping a large pool warm once the benchmark is over.
-            await broker.FillPoolAsync(0, TimeSpan.FromSeconds(5), Log, ct);
+            try
+            {
+                await broker.FillPoolAsync(0, TimeSpan.FromSeconds(5), Log, ct);
+            }
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException)
+            {
+                Log($"could not set the pool's min_ready back to 0: {e.Message}");
+            }
         }
         Console.WriteLine();
         Console.Write(Tables.Results(results));
@@ -205,11 +231,13 @@ public static class Program
             Console.WriteLine();
             Console.Write(Tables.Ratios(ratios));
         }
-        var path = output ?? DefaultPath("compare");
-        var report = new CompareReport(await MachineInfo.ReadAsync(baselineSettings?.ConnectionString ?? brokerDb, ct), results, ratios);
-        await WriteJsonAsync(path, report, ct);
+        foreach (var f in failures)
+        {
+            Console.WriteLine($"not measured: {f}");
+        }
+        await WriteJsonAsync(path, new CompareReport(machine, results, ratios, failures), ct);
         Console.WriteLine($"written {path}");
-        return results.All(r => r.ErrorCount == 0) ? 0 : 1;
+        return failures.Count == 0 && results.All(r => r.ErrorCount == 0) ? 0 : 1;
     }
 
     private static async Task<int> Guard(Func<Task<int>> body)

@@ -131,7 +131,7 @@ public sealed record Ratio(string Label, double? Throughput, double? P50, double
 }
 
 /// <summary>What `compare` writes: the machine, every run, and the ratios.</summary>
-public sealed record CompareReport(MachineInfo Machine, IReadOnlyList<ScenarioResult> Results, IReadOnlyList<Ratio> Ratios);
+public sealed record CompareReport(MachineInfo Machine, IReadOnlyList<ScenarioResult> Results, IReadOnlyList<Ratio> Ratios, IReadOnlyList<string> NotMeasured);
 
 public sealed record MachineInfo(int Cores, string? CpuModel, long? MemoryMb, string Os, string Dotnet, string? Postgres)
 {
