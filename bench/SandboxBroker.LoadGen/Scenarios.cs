@@ -212,7 +212,17 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
         Say($"running: {pace.WarmupOps} warm-up + {pace.MeasuredOps} measured operations");
         var rec = await new OpenLoopDriver(time).RunAsync(pace, operation, Say, () => cpuStart = cpu.Take(), () => cpuEnd = cpu.Take(), ct);
 
-        var levelsAfter = await backend.PoolLevelsAsync(ct);
+        IReadOnlyDictionary<string, long> levelsAfter;
+        try
+        {
+            levelsAfter = await backend.PoolLevelsAsync(ct);
+        }
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            // An overloaded broker may not answer now; the measurement stands without the levels.
+            Say($"cannot read the pool levels after the run: {e.Message}");
+            levelsAfter = new Dictionary<string, long>();
+        }
         settle = await backend.FlushPostgresStatsAsync(ct);
         if (settle > TimeSpan.Zero)
         {
@@ -230,23 +240,36 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
         Say(result.OneLine());
 
         // --- clean up (not measured) ----------------------------------------------------------------------
-        if (options.Cleanup)
+        try
         {
-            var toRelease = spec.Scenario == "release"
-                ? heldKeys.Skip((int)Interlocked.Read(ref releasedUpTo) + 1).ToList()
-                : heldKeys.Concat(spec.Scenario == "mix" ? attempted.Except(released) : attempted).ToList();
-            if (backend is BaselineBackend baseline)
-            {
-                await baseline.ReleaseAllAsync(prefix, ct);
-            }
-            else if (toRelease.Count > 0)
-            {
-                Say($"cleanup: releasing {toRelease.Count} keys");
-                await ForAllAsync(toRelease, (k, _, c) => backend.ReleaseAsync(k, c), "cleanup release", Say, ct);
-            }
-            await WaitQuietAsync(backend, Say, ct);
+            await CleanupAsync();
+        }
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or Npgsql.NpgsqlException
+                                      or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            Say($"cleanup failed ({e.Message}); leases left behind expire after their TTL");
         }
         return result;
+
+        async Task CleanupAsync()
+        {
+            if (options.Cleanup)
+            {
+                var toRelease = spec.Scenario == "release"
+                    ? heldKeys.Skip((int)Interlocked.Read(ref releasedUpTo) + 1).ToList()
+                    : heldKeys.Concat(spec.Scenario == "mix" ? attempted.Except(released) : attempted).ToList();
+                if (backend is BaselineBackend baseline)
+                {
+                    await baseline.ReleaseAllAsync(prefix, ct);
+                }
+                else if (toRelease.Count > 0)
+                {
+                    Say($"cleanup: releasing {toRelease.Count} keys");
+                    await ForAllAsync(toRelease, (k, _, c) => backend.ReleaseAsync(k, c), "cleanup release", Say, ct);
+                }
+                await WaitQuietAsync(backend, Say, ct);
+            }
+        }
     }
 
     /// <summary>Runs <paramref name="op"/> for every key, a few at a time (closed loop); answers the failure count.</summary>
