@@ -47,7 +47,7 @@ public sealed class SandboxGrain(
     private IGrainTimer? _retryTimer;
     private bool _deleting;
 
-    /// <summary>Created by this activation a moment ago: a lease need not ask the provider again whether it is there.</summary>
+    /// <summary>Created by this activation: a cold create's lease, which follows at once, need not ask the provider again.</summary>
     private bool _justCreated;
 
     private string Id => this.GetPrimaryKeyString();
@@ -256,7 +256,8 @@ public sealed class SandboxGrain(
         var spec = S.Spec!;
         var provider = providers.Get(spec.Provider);
         using var timeout = new CancellationTokenSource(ProviderCallTimeout);
-        if (!_justCreated)
+        var createdForThisClaim = spec.Labels.TryGetValue(BrokerLabels.ClaimKey, out var labelled) && labelled == claimKey;
+        if (!(_justCreated && createdForThisClaim))
         {
             ProviderSandbox? sandbox;
             try
@@ -294,7 +295,7 @@ public sealed class SandboxGrain(
             }
         }
         _justCreated = false;
-        if (provider is ISandboxLabelUpdater updater && !(spec.Labels.TryGetValue(BrokerLabels.ClaimKey, out var labelled) && labelled == claimKey))
+        if (provider is ISandboxLabelUpdater updater && !createdForThisClaim)
         {
             try
             {
