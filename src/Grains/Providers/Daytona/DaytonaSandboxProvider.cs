@@ -25,7 +25,7 @@ public sealed class DaytonaSandboxProvider(
 {
     public const string ProviderName = "daytona";
 
-    private readonly ProviderHttp _http = new(ProviderName, clients.CreateClient(ProviderName));
+    private readonly ProviderHttp _http = new(ProviderName, clients);
     private DaytonaProviderOptions Options => options.Value;
 
     public string Name => ProviderName;

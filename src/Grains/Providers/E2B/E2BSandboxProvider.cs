@@ -23,7 +23,7 @@ public sealed class E2BSandboxProvider(
 {
     public const string ProviderName = "e2b";
 
-    private readonly ProviderHttp _http = new(ProviderName, clients.CreateClient(ProviderName));
+    private readonly ProviderHttp _http = new(ProviderName, clients);
     private E2BProviderOptions Options => options.Value;
 
     public string Name => ProviderName;

@@ -11,7 +11,9 @@ namespace SandboxBroker.Grains.Providers.Http;
 /// timeout, a connection error, 5xx, 408 and 429 are transient (the broker answers PROVIDER_UNAVAILABLE and retries
 /// later); other 4xx are not (PROVIDER_ERROR).
 /// </summary>
-public sealed class ProviderHttp(string provider, HttpClient client)
+/// <remarks>A client is taken from the factory per call (as IHttpClientFactory intends, so handlers rotate); the
+/// resilience pipeline, and with it the circuit breaker, is shared by every client of that name.</remarks>
+public sealed class ProviderHttp(string provider, IHttpClientFactory clients)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -55,7 +57,7 @@ public sealed class ProviderHttp(string provider, HttpClient client)
         }
         try
         {
-            return await client.SendAsync(request, cancellationToken);
+            return await clients.CreateClient(provider).SendAsync(request, cancellationToken);
         }
         catch (BrokenCircuitException e)
         {
