@@ -168,9 +168,13 @@ public sealed class ClaimGrain(
         var ttl = LeaseRules.EffectiveTtl(request.Ttl, config);
         var idle = request.IdleTimeout ?? config.IdleTimeout;
         var name = request.Name is null ? null : ClaimNames.Render(request.Name, Key);
-        var owner = GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}");
+        // An owner that is the key itself can hold one lease at most (this one): no count to keep.
+        var owner = CountsOwner(request.Owner) ? GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}") : null;
 
-        await owner.Admit(Key);
+        if (owner is not null)
+        {
+            await owner.Admit(Key);
+        }
         var persisted = false;
         try
         {
@@ -234,7 +238,10 @@ public sealed class ClaimGrain(
         }
         catch when (!persisted)
         {
-            await owner.Forget(Key);
+            if (owner is not null)
+            {
+                await owner.Forget(Key);
+            }
             if (name is not null)
             {
                 await GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key);
@@ -292,7 +299,10 @@ public sealed class ClaimGrain(
         await Journal(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
         // Best effort, each on its own: a failure here leaves work the reconciler and the owner's check finish.
         await Try(() => GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Release(Key, reason), "release sandbox");
-        await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
+        if (CountsOwner(active.Owner))
+        {
+            await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
+        }
         if (active.SandboxName is { } name)
         {
             await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
@@ -300,6 +310,8 @@ public sealed class ClaimGrain(
         await PlanReminder();
         return ended;
     }
+
+    private bool CountsOwner(string owner) => owner != Key;
 
     /// <summary>A key belongs to the tenant of its first lease until its state is forgotten; null is a trusted caller.</summary>
     private void EnsureTenant(string? tenant)
