@@ -163,15 +163,19 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
     {
         var schema = SchemaFor(sandboxId);
         await using var connection = await OpenAsync(cancellationToken);
-        var roleExists = await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", cancellationToken, schema);
-        if (roleExists)
+        // Two deletes of one sandbox (a retry overlapping a slow first attempt) must not race: the catalog
+        // answers "tuple concurrently deleted" to the loser. A session lock serializes them; the second finds nothing.
+        await ExecuteAsync(connection, "SELECT pg_advisory_lock(hashtext($1))", cancellationToken, schema);
+        try
         {
-            // No new sessions, then end the open ones: DROP ROLE fails while the role is connected.
-            await ExecuteFormatAsync(connection, "ALTER ROLE %I WITH NOLOGIN", cancellationToken, schema);
-            await ExecuteAsync(connection, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", cancellationToken, schema);
-        }
-        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
-        {
+            var roleExists = await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", cancellationToken, schema);
+            if (roleExists)
+            {
+                // No new sessions, then end the open ones, so nothing the role runs outlives it.
+                await ExecuteFormatAsync(connection, "ALTER ROLE %I WITH NOLOGIN", cancellationToken, schema);
+                await ExecuteAsync(connection, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", cancellationToken, schema);
+            }
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await ExecuteFormatAsync(connection, "DROP SCHEMA IF EXISTS %I CASCADE", cancellationToken, schema);
             if (roleExists)
             {
@@ -179,6 +183,10 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
                 await ExecuteFormatAsync(connection, "DROP ROLE IF EXISTS %I", cancellationToken, schema);
             }
             await transaction.CommitAsync(cancellationToken);
+        }
+        finally
+        {
+            await ExecuteAsync(connection, "SELECT pg_advisory_unlock(hashtext($1))", CancellationToken.None, schema);
         }
         _logger.LogInformation("Dropped Postgres schema and role {Schema} of sandbox {SandboxId}", schema, sandboxId);
     }
