@@ -118,8 +118,11 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
     {
         private readonly string _key;
         private readonly List<Operation> _all;
-        private readonly List<ModelOp> _ops;
-        private readonly int _required;
+        private readonly List<ModelOp> _ops; // the definite operations, in invocation order
+        // Unknown operations of one kind are interchangeable: each may take effect once, at any point after its
+        // invocation. So the search tracks how many of each kind it has used, not which: invoked-by-now minus used.
+        private readonly List<TimeSpan> _maybeReleases;
+        private readonly List<TimeSpan> _maybeAcquires;
         private readonly List<int> _candidateIds; // ids an unknown acquire may have created
         private readonly HashSet<string> _visited = new(StringComparer.Ordinal);
         private readonly int _budget;
@@ -135,7 +138,7 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
             _budget = budget;
             var ids = new Dictionary<string, int>(StringComparer.Ordinal);
             int Id(string? sandbox) => sandbox is null ? None : ids.TryGetValue(sandbox, out var i) ? i : ids[sandbox] = ids.Count;
-            _ops = [];
+            var models = new List<ModelOp>();
             foreach (var op in ops)
             {
                 ModelOp? model = (op.Kind, op.Outcome) switch
@@ -152,12 +155,17 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
                 };
                 if (model is not null)
                 {
-                    _ops.Add(model);
+                    models.Add(model);
                 }
             }
-            _required = _ops.Count(o => !o.Optional);
+            _ops = models.Where(o => !o.Optional).ToList();
+            _maybeReleases = models.Where(o => o.Effect == Effect.MaybeRelease).Select(o => o.Invoked).Order().ToList();
+            _maybeAcquires = models.Where(o => o.Effect == Effect.MaybeAcquire).Select(o => o.Invoked).Order().ToList();
             _candidateIds = _ops.Where(o => o.Effect is Effect.Holds or Effect.Release).Select(o => o.Sandbox).Distinct().ToList();
+            IdCount = ids.Count;
         }
+
+        private int IdCount { get; }
 
         public SearchResult Run()
         {
@@ -165,11 +173,9 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
             {
                 return SearchResult.Linearizable;
             }
-            var words = (_ops.Count + 63) / 64;
-            var idWords = (_candidateIds.Count + _ops.Count + 63) / 64;
             try
             {
-                var found = Search(new ulong[words], 0, None, new ulong[Math.Max(1, idWords)], false);
+                var found = Search(new ulong[(_ops.Count + 63) / 64], 0, None, new ulong[Math.Max(1, (IdCount + 63) / 64)], 0, 0);
                 return found ? (_usedUnknown ? SearchResult.LinearizableWithUnknown : SearchResult.Linearizable) : SearchResult.NotLinearizable;
             }
             catch (BudgetExhaustedException)
@@ -179,24 +185,24 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
         }
 
         /// <summary>Depth-first: true when every definite operation can be linearized from here.</summary>
-        private bool Search(ulong[] done, int requiredDone, int register, ulong[] used, bool usedUnknown)
+        private bool Search(ulong[] done, int doneCount, int register, ulong[] used, int releasesUsed, int acquiresUsed)
         {
-            if (requiredDone == _required)
+            if (doneCount == _ops.Count)
             {
-                _usedUnknown = usedUnknown;
+                _usedUnknown = releasesUsed + acquiresUsed > 0;
                 return true;
             }
             if (++_steps > _budget)
             {
                 throw new BudgetExhaustedException();
             }
-            if (!_visited.Add(StateKey(done, register, used)))
+            if (!_visited.Add(StateKey(done, register, used, releasesUsed, acquiresUsed)))
             {
                 return false;
             }
-            if (requiredDone > _deepest)
+            if (doneCount > _deepest)
             {
-                _deepest = requiredDone;
+                _deepest = doneCount;
                 _deepestBits = (ulong[])done.Clone();
             }
             // The earliest completion among pending operations bounds what may go next.
@@ -208,12 +214,13 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
                     horizon = _ops[i].Completed;
                 }
             }
+            // Definite operations first: most histories are linearizable without any unknown one.
             for (var i = 0; i < _ops.Count; i++)
             {
                 var op = _ops[i];
                 if (op.Invoked > horizon)
                 {
-                    break; // ops are in invocation order
+                    break; // in invocation order
                 }
                 if (IsSet(done, i))
                 {
@@ -223,17 +230,47 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
                 {
                     var nextDone = (ulong[])done.Clone();
                     Set(nextDone, i);
-                    if (Search(nextDone, requiredDone + (op.Optional ? 0 : 1), next, nextUsed, usedUnknown || op.Optional))
+                    if (Search(nextDone, doneCount + 1, next, nextUsed, releasesUsed, acquiresUsed))
                     {
                         return true;
                     }
                 }
             }
+            // Then an unknown operation invoked by now, if one is left and it would change the register.
+            if (register != None && Available(_maybeReleases, horizon) > releasesUsed &&
+                Search(done, doneCount, None, used, releasesUsed + 1, acquiresUsed))
+            {
+                return true;
+            }
+            if (register == None && Available(_maybeAcquires, horizon) > acquiresUsed)
+            {
+                foreach (var id in _candidateIds.Where(id => !IsSet(used, id)))
+                {
+                    if (Search(done, doneCount, id, With(used, id), releasesUsed, acquiresUsed + 1))
+                    {
+                        return true;
+                    }
+                }
+                if (Search(done, doneCount, Anonymous, used, releasesUsed, acquiresUsed + 1))
+                {
+                    return true;
+                }
+            }
             return false;
         }
 
-        /// <summary>The register states an operation can lead to (none when it cannot happen in this state).</summary>
-        private IEnumerable<(int Register, ulong[] Used)> Apply(ModelOp op, int register, ulong[] used)
+        private static int Available(List<TimeSpan> invocations, TimeSpan horizon)
+        {
+            var count = 0;
+            while (count < invocations.Count && invocations[count] <= horizon)
+            {
+                count++;
+            }
+            return count;
+        }
+
+        /// <summary>The register states a definite operation can lead to (none when it cannot happen in this state).</summary>
+        private static IEnumerable<(int Register, ulong[] Used)> Apply(ModelOp op, int register, ulong[] used)
         {
             switch (op.Effect)
             {
@@ -247,26 +284,15 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
                 case Effect.Release when register == op.Sandbox || register == None:
                     yield return (None, used);
                     break;
-                case Effect.MaybeAcquire when register == None:
-                    foreach (var id in _candidateIds.Where(id => !IsSet(used, id)))
-                    {
-                        yield return (id, With(used, id));
-                    }
-                    yield return (Anonymous, used);
-                    break;
-                case Effect.MaybeRelease when register != None:
-                    yield return (None, used);
-                    break;
             }
         }
 
         public Violation Describe()
         {
             // At the deepest point the search reached, the first definite operation it could not place.
-            var stuck = Enumerable.Range(0, _ops.Count).Where(i => !_ops[i].Optional && !IsSet(_deepestBits, i))
-                .Select(i => _ops[i].Source).MinBy(o => o.Completed)!;
+            var stuck = Enumerable.Range(0, _ops.Count).Where(i => !IsSet(_deepestBits, i)).Select(i => _ops[i].Source).MinBy(o => o.Completed)!;
             var placed = Enumerable.Range(0, _ops.Count).Where(i => IsSet(_deepestBits, i)).Select(i => _ops[i].Source).ToList();
-            var lastHeld = placed.LastOrDefault(o => o.SandboxId is not null && o.Kind != OpKind.Release);
+            var lastHeld = placed.Where(o => o.SandboxId is not null && o.Kind != OpKind.Release).MaxBy(o => o.Completed);
             var from = stuck.Invoked - TimeSpan.FromSeconds(10);
             var excerpt = _all.Where(o => o.Completed >= from && o.Invoked <= stuck.Completed || o.Id == lastHeld?.Id).TakeLast(40).ToList();
             var what = stuck switch
@@ -281,8 +307,8 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
 
         private static string Describe(Operation? held) => held is null ? "no sandbox" : $"sandbox {held.SandboxId} (#{held.Id})";
 
-        private string StateKey(ulong[] done, int register, ulong[] used) =>
-            string.Join(',', done) + "|" + register + "|" + string.Join(',', used);
+        private static string StateKey(ulong[] done, int register, ulong[] used, int releasesUsed, int acquiresUsed) =>
+            string.Join(',', done) + "|" + register + "|" + string.Join(',', used) + "|" + releasesUsed + "|" + acquiresUsed;
 
         private static bool IsSet(ulong[] bits, int i) => i >= 0 && (bits[i >> 6] & (1UL << (i & 63))) != 0;
 
