@@ -161,7 +161,11 @@ public sealed class HistoryChecker(int stepBudgetPerKey = 5_000_000)
             _ops = models.Where(o => !o.Optional).ToList();
             _maybeReleases = models.Where(o => o.Effect == Effect.MaybeRelease).Select(o => o.Invoked).Order().ToList();
             _maybeAcquires = models.Where(o => o.Effect == Effect.MaybeAcquire).Select(o => o.Invoked).Order().ToList();
-            _candidateIds = _ops.Where(o => o.Effect is Effect.Holds or Effect.Release).Select(o => o.Sandbox).Distinct().ToList();
+            // An unknown acquire can only have created an id seen later but never answered as new (201): a 201 would
+            // need the id fresh.
+            var answeredNew = _ops.Where(o => o.Effect == Effect.AcquireNew).Select(o => o.Sandbox).ToHashSet();
+            _candidateIds = _ops.Where(o => o.Effect is Effect.Holds or Effect.Release && !answeredNew.Contains(o.Sandbox))
+                .Select(o => o.Sandbox).Distinct().ToList();
             IdCount = ids.Count;
         }
 

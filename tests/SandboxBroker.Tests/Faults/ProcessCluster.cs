@@ -130,7 +130,7 @@ public sealed class PrivatePostgres
         _log = log;
     }
 
-    public string ConnectionString => $"Host=127.0.0.1;Port={_port};Database={Database};Username=broker;Password=broker;Timeout=5";
+    public string ConnectionString => $"Host=127.0.0.1;Port={_port};Database={Database};Username=broker;Password=broker;Timeout=15";
 
     public string LogPath => _dataDir + "-run/postgres.log";
 

@@ -82,6 +82,10 @@ public sealed class StormDriver : IDisposable
             _ => new HttpRequestMessage(HttpMethod.Get, path),
         };
         request.Headers.Add("X-Request-ID", $"op-{id}");
+        // A fresh connection per operation: on a reused one, the handler silently resends a request whose connection
+        // broke before the answer (e.g. the gateway killed after doing the work), and a refused resend would then
+        // look like a definite failure.
+        request.Headers.ConnectionClose = true;
         var invoked = _history.Now;
         Operation op;
         try
