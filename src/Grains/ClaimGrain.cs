@@ -226,6 +226,17 @@ public sealed class ClaimGrain(
                     await EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}");
                     throw;
                 }
+                catch (Exception e) when (e is not BrokerException)
+                {
+                    // The sandbox grain did not answer (its silo died, a timeout, an unexpected error): the sandbox may
+                    // never have been created. The lease must not stay active naming it; end it as for a provider
+                    // failure, then hand back what was taken (a sandbox leased meanwhile is released by EndActive).
+                    logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
+                    await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}"), "end the lease");
+                    await Try(() => checkout.Warm ? pool.Return(checkout.SandboxId) : GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId).Discard("the acquire that reserved it failed"),
+                        "give back the sandbox");
+                    throw;
+                }
                 ArmDeadlineTimer();
                 await Journal("lease.acquired", lease, LeaseStatus.Active, request.Actor,
                     checkout.Warm ? "warm" : "cold");
