@@ -82,16 +82,38 @@ public sealed class StormDriver : IDisposable
             _ => new HttpRequestMessage(HttpMethod.Get, path),
         };
         request.Headers.Add("X-Request-ID", $"op-{id}");
-        // A fresh connection per operation: on a reused one, the handler silently resends a request whose connection
-        // broke before the answer (e.g. the gateway killed after doing the work), and a refused resend would then
-        // look like a definite failure.
         request.Headers.ConnectionClose = true;
+        request.Headers.Authorization = _http.DefaultRequestHeaders.Authorization;
+        // A handler of its own, counting its connects: the handler silently resends a request whose connection broke
+        // before the answer (the gateway may have done the work), so a refused connection is a definite failure only
+        // when it was the operation's one and only connect.
+        var connects = 0;
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(3),
+            ConnectCallback = async (context, ct) =>
+            {
+                Interlocked.Increment(ref connects);
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        using var http = new HttpClient(handler) { BaseAddress = _http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         var invoked = _history.Now;
         Operation op;
         try
         {
             using var timeout = new CancellationTokenSource(_options.RequestTimeout);
-            using var response = await _http.SendAsync(request, timeout.Token);
+            using var response = await http.SendAsync(request, timeout.Token);
             var body = await response.Content.ReadAsStringAsync(timeout.Token);
             var status = (int)response.StatusCode;
             var completed = _history.Now;
@@ -103,7 +125,8 @@ public sealed class StormDriver : IDisposable
                 _ => new Operation(id, worker, key, kind, invoked, completed, OpOutcome.Unknown, status, Code: ErrorCodeOf(body)),
             };
         }
-        catch (HttpRequestException e) when (e.InnerException is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+        catch (HttpRequestException e) when (Volatile.Read(ref connects) == 1 &&
+                                             e.InnerException is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
         {
             // Nothing was sent: the gateway was not listening. A definite failure.
             op = new Operation(id, worker, key, kind, invoked, _history.Now, OpOutcome.Fail, Code: "connection refused");
