@@ -205,9 +205,10 @@ public sealed class ClaimGrain(
                     throw;
                 }
                 persisted = true;
-                await PlanReminder();
                 try
                 {
+                    // Inside: the reminder service can be away (its silo died) just like the sandbox's silo.
+                    await PlanReminder();
                     var sandbox = GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId);
                     if (!checkout.Warm)
                     {
@@ -228,6 +229,17 @@ public sealed class ClaimGrain(
                 catch (BrokerException e) when (e.Code is ErrorCodes.Conflict or ErrorCodes.ProviderError or ErrorCodes.ProviderUnavailable)
                 {
                     await EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}");
+                    throw;
+                }
+                catch (Exception e) when (e is not BrokerException)
+                {
+                    // The sandbox grain or the reminder service did not answer (its silo died, a timeout, an unexpected
+                    // error): the sandbox may never have been created. The lease must not stay active naming it; end it as for a provider
+                    // failure, then hand back what was taken (a sandbox leased meanwhile is released by EndActive).
+                    logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
+                    await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}"), "end the lease");
+                    await Try(() => checkout.Warm ? pool.Return(checkout.SandboxId) : GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId).Discard("the acquire that reserved it failed"),
+                        "give back the sandbox");
                     throw;
                 }
                 ArmDeadlineTimer();
