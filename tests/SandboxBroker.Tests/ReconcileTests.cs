@@ -42,28 +42,32 @@ public sealed class ReconcileTests
     [Fact]
     public async Task A_crash_between_the_providers_create_and_the_records_update_leaves_nothing_unowned_after_one_reconcile()
     {
+        // A pool's background create: the provider creates the sandbox, then the call fails as if the silo died before
+        // the record heard back (a claim's own acquire cleans up after such a failure; a pool's create has nobody waiting).
         await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
         {
             ["Broker:ReconcileGrace"] = "00:00:00",
             ["Broker:Pools:crash:Provider"] = "crashy",
-            ["Broker:Pools:crash:MinReady"] = "0",
+            ["Broker:Pools:crash:MinReady"] = "1",
         });
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:crash/a");
-
-        await Assert.ThrowsAnyAsync<Exception>(() => claim.Acquire(new AcquireRequest("crash", "t", "o")));
-        var id = Assert.Single(broker.ProviderSandboxes());
+        var pool = broker.Grains.GetGrain<IPoolGrain>("crash");
+        await pool.GetConfig(); // wakes the pool: it starts its one create
+        await Eventually.TrueAsync(() => Task.FromResult(broker.ProviderSandboxes().Count == 1), "the provider created the pool's sandbox");
+        var id = broker.ProviderSandboxes().Single();
         var sandbox = broker.Grains.GetGrain<ISandboxGrain>(id);
-        Assert.Equal(SandboxStatus.Provisioning, (await sandbox.Get())!.Status); // the provider has it; the record never heard back
+        await Eventually.TrueAsync(async () => (await sandbox.Get())?.Status == SandboxStatus.Provisioning, "the record is left in provisioning");
+        await pool.Configure(await pool.GetConfig() with { MinReady = 0 }); // no further creates muddle the count
 
         var report = await broker.Grains.GetGrain<IReconcilerGrain>("crashy").Reconcile();
 
         Assert.Equal((1, 1, 0, 0), (report.Seen, report.Adopted, report.Deleted, report.Errors));
         Assert.Equal(SandboxStatus.Ready, (await sandbox.Get())!.Status); // owned by a live record that finished its create
-        // The claim whose acquire crashed gets that very sandbox on its retry, and releasing it deletes it.
-        var retried = await claim.Acquire(new AcquireRequest("crash", "t", "o"));
-        Assert.Equal(id, retried.Sandbox.SandboxId);
+        // The pool hands out that very sandbox, and releasing it deletes it.
+        var claim = broker.Grains.GetGrain<IClaimGrain>("track:crash/a");
+        var acquired = await claim.Acquire(new AcquireRequest("crash", "t", "o"));
+        Assert.Equal((id, AcquireOutcome.Warm), (acquired.Sandbox.SandboxId, acquired.Outcome));
         await claim.Release("done");
-        await Eventually.TrueAsync(() => broker.ProviderSandboxes().Count == 0, "the released sandbox is deleted at the provider");
+        await Eventually.TrueAsync(() => Task.FromResult(broker.ProviderSandboxes().Count == 0), "the released sandbox is deleted at the provider");
         var second = await broker.Grains.GetGrain<IReconcilerGrain>("crashy").Reconcile();
         Assert.Equal((0, 0, 0), (second.Seen, second.Deleted, second.MarkedStale));
     }
