@@ -4,6 +4,7 @@ using Prometheus;
 using Scalar.AspNetCore;
 using SandboxBroker.Gateway.Api;
 using SandboxBroker.Gateway.Auth;
+using SandboxBroker.Gateway.Webhooks;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Gateway;
@@ -14,7 +15,7 @@ namespace SandboxBroker.Gateway;
 /// </summary>
 public static class Program
 {
-    /// <summary>The largest request body outside the webhook endpoint.</summary>
+    /// <summary>The largest request body outside the webhook endpoint (which takes GitHub's 25 MB).</summary>
     public const long MaxBodyBytes = 256 * 1024;
 
     public static async Task<int> Main(string[] args)
@@ -80,6 +81,7 @@ public static class Program
             .AddPolicy(Policies.Admin, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Admin));
         services.AddTenantRateLimiter();
         services.AddBrokerOpenApi();
+        services.AddGitHubWebhooks(configuration);
     }
 
     private static void UseApi(WebApplication app)
@@ -106,6 +108,7 @@ public static class Program
         app.MapCompatEndpoints();
         app.MapPoolEndpoints();
         app.MapAdminEndpoints();
+        app.MapWebhookEndpoints();
     }
 
     /// <summary>Configuration as Build reads it, for the command-line tools.</summary>

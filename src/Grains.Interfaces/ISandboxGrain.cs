@@ -23,6 +23,13 @@ public interface ISandboxGrain : IGrainWithStringKey
     [Alias("Discard")]
     Task Discard(string reason);
 
+    /// <summary>
+    /// Finishes a create a crash interrupted: a record still in provisioning calls the provider's (idempotent) create
+    /// again and becomes ready (or failed, then deleted). Otherwise does nothing. Null when this id was never used.
+    /// </summary>
+    [Alias("ResumeProvisioning")]
+    Task<SandboxInfo?> ResumeProvisioning();
+
     /// <summary>The provider no longer has this sandbox.</summary>
     [Alias("MarkStale")]
     Task MarkStale(string reason);

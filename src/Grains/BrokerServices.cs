@@ -3,7 +3,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using SandboxBroker.Grains.Options;
+using System.Net.Http.Headers;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Grains.Providers.Daytona;
+using SandboxBroker.Grains.Providers.E2B;
+using SandboxBroker.Grains.Providers.Http;
+using SandboxBroker.Grains.Providers.PostgresSchema;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
@@ -25,7 +30,40 @@ public static class BrokerServices
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<PostgresBrokerJournal>());
 
         services.AddSingleton<ISandboxProvider, LocalSandboxProvider>();
+        services.AddConfiguredProviders(configuration);
         services.AddSingleton<SandboxProviderRegistry>();
+        return services;
+    }
+
+    /// <summary>
+    /// The providers that need an account or a server, each only when its section is configured (an API key, a
+    /// connection string), so a default start needs none. A pool names its provider: "daytona", "e2b", "postgres-schema".
+    /// </summary>
+    public static IServiceCollection AddConfiguredProviders(this IServiceCollection services, IConfiguration configuration)
+    {
+        var daytona = configuration.GetSection(DaytonaProviderOptions.Section);
+        if (daytona.Get<DaytonaProviderOptions>() is { IsConfigured: true })
+        {
+            services.Configure<DaytonaProviderOptions>(daytona);
+            services.AddProviderHttpClient<DaytonaProviderOptions>(DaytonaSandboxProvider.ProviderName, DaytonaProviderOptions.DefaultBaseUrl,
+                (client, o) => client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", o.ApiKey));
+            services.AddSingleton<ISandboxProvider, DaytonaSandboxProvider>();
+        }
+        var e2b = configuration.GetSection(E2BProviderOptions.Section);
+        if (e2b.Get<E2BProviderOptions>() is { IsConfigured: true })
+        {
+            services.Configure<E2BProviderOptions>(e2b);
+            services.AddProviderHttpClient<E2BProviderOptions>(E2BSandboxProvider.ProviderName, E2BProviderOptions.DefaultBaseUrl,
+                (client, o) => client.DefaultRequestHeaders.Add("X-API-Key", o.ApiKey));
+            services.AddSingleton<ISandboxProvider, E2BSandboxProvider>();
+        }
+        var postgres = configuration.GetSection(PostgresSchemaProviderOptions.Section);
+        if (postgres.Get<PostgresSchemaProviderOptions>() is { IsConfigured: true })
+        {
+            services.Configure<PostgresSchemaProviderOptions>(postgres);
+            services.AddSingleton<PostgresSchemaSandboxProvider>();
+            services.AddSingleton<ISandboxProvider>(sp => sp.GetRequiredService<PostgresSchemaSandboxProvider>());
+        }
         return services;
     }
 }

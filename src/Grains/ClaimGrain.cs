@@ -168,9 +168,13 @@ public sealed class ClaimGrain(
         var ttl = LeaseRules.EffectiveTtl(request.Ttl, config);
         var idle = request.IdleTimeout ?? config.IdleTimeout;
         var name = request.Name is null ? null : ClaimNames.Render(request.Name, Key);
-        var owner = GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}");
+        // An owner that is the key itself can hold one lease at most (this one): no count to keep.
+        var owner = CountsOwner(request.Owner) ? GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}") : null;
 
-        await owner.Admit(Key);
+        if (owner is not null)
+        {
+            await owner.Admit(Key);
+        }
         var persisted = false;
         try
         {
@@ -201,9 +205,10 @@ public sealed class ClaimGrain(
                     throw;
                 }
                 persisted = true;
-                await PlanReminder();
                 try
                 {
+                    // Inside: the reminder service can be away (its silo died) just like the sandbox's silo.
+                    await PlanReminder();
                     var sandbox = GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId);
                     if (!checkout.Warm)
                     {
@@ -226,6 +231,17 @@ public sealed class ClaimGrain(
                     await EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}");
                     throw;
                 }
+                catch (Exception e) when (e is not BrokerException)
+                {
+                    // The sandbox grain or the reminder service did not answer (its silo died, a timeout, an unexpected
+                    // error): the sandbox may never have been created. The lease must not stay active naming it; end it as for a provider
+                    // failure, then hand back what was taken (a sandbox leased meanwhile is released by EndActive).
+                    logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
+                    await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}"), "end the lease");
+                    await Try(() => checkout.Warm ? pool.Return(checkout.SandboxId) : GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId).Discard("the acquire that reserved it failed"),
+                        "give back the sandbox");
+                    throw;
+                }
                 ArmDeadlineTimer();
                 await Journal("lease.acquired", lease, LeaseStatus.Active, request.Actor,
                     checkout.Warm ? "warm" : "cold");
@@ -234,7 +250,10 @@ public sealed class ClaimGrain(
         }
         catch when (!persisted)
         {
-            await owner.Forget(Key);
+            if (owner is not null)
+            {
+                await owner.Forget(Key);
+            }
             if (name is not null)
             {
                 await GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key);
@@ -292,7 +311,10 @@ public sealed class ClaimGrain(
         await Journal(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
         // Best effort, each on its own: a failure here leaves work the reconciler and the owner's check finish.
         await Try(() => GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Release(Key, reason), "release sandbox");
-        await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
+        if (CountsOwner(active.Owner))
+        {
+            await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
+        }
         if (active.SandboxName is { } name)
         {
             await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
@@ -300,6 +322,8 @@ public sealed class ClaimGrain(
         await PlanReminder();
         return ended;
     }
+
+    private bool CountsOwner(string owner) => owner != Key;
 
     /// <summary>A key belongs to the tenant of its first lease until its state is forgotten; null is a trusted caller.</summary>
     private void EnsureTenant(string? tenant)

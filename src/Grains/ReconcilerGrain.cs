@@ -147,8 +147,14 @@ public sealed class ReconcilerGrain(
                 await grain.Discard("reconcile: deletion pending");
                 return Verdict.Owned;
             case SandboxStatus.Provisioning:
-                // The record exists and the provider has the sandbox: a create the crash interrupted. The pool
-                // (or the claim) resumes it; nothing is unowned.
+                // The record exists and the provider has the sandbox: a create a crash interrupted (or one still
+                // running). Once past the grace period, the record finishes it: it becomes ready (the pool or the
+                // claim that reserved it takes it from there) or fails and is deleted. Either way nothing is unowned.
+                if (sandbox.CreatedAt is { } started && time.GetUtcNow() - started < options.Value.ReconcileGrace)
+                {
+                    return Verdict.Owned;
+                }
+                await grain.ResumeProvisioning();
                 return Verdict.Adopted;
             default:
                 return Verdict.Owned;

@@ -47,6 +47,9 @@ public sealed class SandboxGrain(
     private IGrainTimer? _retryTimer;
     private bool _deleting;
 
+    /// <summary>Created by this activation: a cold create's lease, which follows at once, need not ask the provider again.</summary>
+    private bool _justCreated;
+
     private string Id => this.GetPrimaryKeyString();
     private SandboxState S => state.State;
 
@@ -94,6 +97,7 @@ public sealed class SandboxGrain(
         {
             throw new BrokerException(ErrorCodes.Conflict, $"sandbox {Id} is {SandboxLifecycle.Format(S.Status)}{(S.ClaimKey is null ? "" : $" (claim {S.ClaimKey})")}, not ready");
         }
+        await PrepareForLease(request.ClaimKey);
         S.ClaimKey = request.ClaimKey;
         S.LeaseNumber = request.LeaseNumber;
         S.Tenant = request.Tenant;
@@ -143,6 +147,20 @@ public sealed class SandboxGrain(
             case SandboxStatus.Leased:
                 throw new BrokerException(ErrorCodes.Conflict, $"sandbox {Id} is leased to claim {S.ClaimKey}; release the claim instead");
         }
+    }
+
+    public async Task<SandboxInfo?> ResumeProvisioning()
+    {
+        if (S.Spec is null)
+        {
+            return null;
+        }
+        if (S.Status == SandboxStatus.Provisioning)
+        {
+            logger.LogInformation("Resuming the interrupted create of sandbox {SandboxId}", Id);
+            await CreateAtProvider();
+        }
+        return Info();
     }
 
     public async Task MarkStale(string reason)
@@ -201,6 +219,7 @@ public sealed class SandboxGrain(
                 S.Connection = new Dictionary<string, string>(created.Connection);
                 S.LastError = null;
                 await MoveTo(SandboxStatus.Ready, "sandbox.ready");
+                _justCreated = true;
                 return;
             }
             catch (Exception e) when (e is ProviderException { Transient: true } or TimeoutException or OperationCanceledException or HttpRequestException)
@@ -224,6 +243,82 @@ public sealed class SandboxGrain(
                 ? ErrorCodes.ProviderUnavailable
                 : ErrorCodes.ProviderError,
             $"could not create sandbox {Id} at provider '{spec.Provider}': {last?.Message}") { RetryAfterSeconds = 5 };
+    }
+
+    /// <summary>
+    /// Before a ready sandbox is leased, makes sure the provider still has it running: a sandbox that waited in the
+    /// pool may have been stopped (Daytona's auto-stop: it is started), failed (it is deleted, and the claim takes
+    /// another) or vanished (it becomes stale, and the claim takes another). Then, where the provider can relabel,
+    /// the sandbox gets the claim-key label (cold creates carry it from the start).
+    /// </summary>
+    private async Task PrepareForLease(string claimKey)
+    {
+        var spec = S.Spec!;
+        var provider = providers.Get(spec.Provider);
+        using var timeout = new CancellationTokenSource(ProviderCallTimeout);
+        var createdForThisClaim = spec.Labels.TryGetValue(BrokerLabels.ClaimKey, out var labelled) && labelled == claimKey;
+        if (!(_justCreated && createdForThisClaim))
+        {
+            ProviderSandbox? sandbox;
+            try
+            {
+                sandbox = await provider.GetAsync(Id, S.ExternalId, timeout.Token);
+            }
+            catch (ProviderException e)
+            {
+                throw Unavailable(e);
+            }
+            switch (sandbox?.State)
+            {
+                case null:
+                    S.LastError = "the provider no longer has this sandbox";
+                    await MoveTo(SandboxStatus.Stale, "sandbox.stale", actor: "lease", S.LastError);
+                    throw new BrokerException(ErrorCodes.Conflict, $"sandbox {Id} no longer exists at provider '{spec.Provider}'");
+                case ProviderSandboxState.Failed:
+                    await FailBeforeLease("the provider reports the sandbox failed");
+                    break;
+                case ProviderSandboxState.Stopped or ProviderSandboxState.Creating:
+                    try
+                    {
+                        logger.LogInformation("Starting {State} sandbox {SandboxId} before leasing it", sandbox.State, Id);
+                        await provider.StartAsync(Id, S.ExternalId, timeout.Token);
+                    }
+                    catch (ProviderException e) when (!e.Transient)
+                    {
+                        await FailBeforeLease($"could not start: {e.Message}");
+                    }
+                    catch (ProviderException e)
+                    {
+                        throw Unavailable(e);
+                    }
+                    break;
+            }
+        }
+        _justCreated = false;
+        if (provider is ISandboxLabelUpdater updater && !createdForThisClaim)
+        {
+            try
+            {
+                await updater.SetLabelsAsync(Id, S.ExternalId, new Dictionary<string, string> { [BrokerLabels.ClaimKey] = claimKey }, timeout.Token);
+            }
+            catch (Exception e) when (e is ProviderException or OperationCanceledException)
+            {
+                // The label helps people find the claim's sandbox at the provider; ownership rests on the sandbox-id label.
+                logger.LogWarning(e, "Could not label sandbox {SandboxId} with claim {ClaimKey}", Id, claimKey);
+            }
+        }
+
+        BrokerException Unavailable(ProviderException e) =>
+            new(e.Transient ? ErrorCodes.ProviderUnavailable : ErrorCodes.ProviderError, $"cannot check sandbox {Id} at provider '{spec.Provider}': {e.Message}")
+            { RetryAfterSeconds = 5 };
+    }
+
+    private async Task FailBeforeLease(string reason)
+    {
+        S.LastError = reason;
+        await MoveTo(SandboxStatus.Failed, "sandbox.failed", actor: "lease", reason);
+        await BeginDeletion(reason, SandboxStatus.Failed);
+        throw new BrokerException(ErrorCodes.Conflict, $"sandbox {Id} cannot be leased: {reason}");
     }
 
     private async Task BeginDeletion(string reason, SandboxStatus from)

@@ -42,6 +42,8 @@ public static class SiloConfiguration
         });
         silo.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = settings.MinimumReminderPeriod);
         silo.Services.AddBrokerGrainServices(configuration, connectionString);
+        // A grain call that fails on Postgres carries the NpgsqlException to the caller (who answers 503), not a codec error.
+        silo.Services.Configure<Orleans.Serialization.ExceptionSerializationOptions>(o => o.SupportedNamespacePrefixes.Add("Npgsql"));
         // Deployment id labels provider sandboxes; default it to the service id so it is stable and unique per service.
         silo.Services.PostConfigure<BrokerOptions>(o =>
         {

@@ -48,11 +48,9 @@ public sealed class ClaimTests
         await using var broker = await BrokerCluster.StartAsync(silos: 2);
         var claim = broker.Grains.GetGrain<IClaimGrain>("ctx:tenant-a/conversation-1/path-1");
 
+        // (Repeats within a lease are tested with long TTLs elsewhere; a 2 s lease may already be over here on a busy machine.)
         var first = await claim.Acquire(Request(ttl: TimeSpan.FromSeconds(2)));
         Assert.Equal(AcquireOutcome.Cold, first.Outcome);
-        var repeat = await claim.Acquire(Request(ttl: TimeSpan.FromSeconds(2)));
-        Assert.Equal(AcquireOutcome.Repeat, repeat.Outcome);
-        Assert.Equal(first.Sandbox.SandboxId, repeat.Sandbox.SandboxId);
 
         // Nobody calls: the timer/reminder ends the lease and the sandbox goes.
         await Eventually.TrueAsync(() => !broker.ProviderSandboxes().Contains(first.Sandbox.SandboxId), "the expired lease's sandbox is deleted at the provider");
@@ -75,10 +73,10 @@ public sealed class ClaimTests
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
         var claim = broker.Grains.GetGrain<IClaimGrain>("track:idle/student");
-        var lease = (await claim.Acquire(Request(idle: TimeSpan.FromSeconds(3)))).Lease;
-        for (var i = 0; i < 4; i++)
+        var lease = (await claim.Acquire(Request(idle: TimeSpan.FromSeconds(6)))).Lease;
+        for (var i = 0; i < 6; i++) // 9 s of activity, past the 6 s idle timeout, with room for a slow machine
         {
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
             await claim.Touch(); // activity keeps it alive past the idle timeout
         }
         Assert.NotNull(await claim.Get());

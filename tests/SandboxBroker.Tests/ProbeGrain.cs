@@ -11,6 +11,7 @@ public interface IProbeGrain : IGrainWithStringKey
     [Alias("Read")] Task<(string? Value, string Silo)> Read();
     [Alias("StartReminder")] Task StartReminder();
     [Alias("Fired")] Task<List<string>> Fired();
+    [Alias("FailWithDatabaseError")] Task FailWithDatabaseError();
 }
 
 [GenerateSerializer]
@@ -36,6 +37,9 @@ public sealed class ProbeGrain(
     public Task StartReminder() => this.RegisterOrUpdateReminder("probe", TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(1));
 
     public Task<List<string>> Fired() => Task.FromResult(state.State.FiredOn);
+
+    /// <summary>Fails as a grain does when Postgres is restarting.</summary>
+    public Task FailWithDatabaseError() => throw new Npgsql.NpgsqlException("simulated: the database went away");
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {

@@ -22,9 +22,10 @@ public static class AcquireRequests
             }
             foreach (var (k, v) in labels)
             {
-                if (k.Length is 0 or > 63 || v.Length > 256)
+                // Nullable annotations do not reach a dictionary's values: a JSON null arrives as null.
+                if (k.Length is 0 or > 63 || v is null || v.Length > 256)
                 {
-                    throw ApiError.BadRequest($"labels.{k}", "label keys are 1-63 characters, values at most 256").ToException();
+                    throw ApiError.BadRequest($"labels.{k}", "label keys are 1-63 characters, values strings of at most 256").ToException();
                 }
             }
         }

@@ -16,6 +16,7 @@ public static class ApiJson
         options.DictionaryKeyPolicy = null; // labels keep their keys
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
         options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        options.RespectNullableAnnotations = true; // a null where the contract has none is bad input, not a crash later
         return options;
     }
 

@@ -52,12 +52,20 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
             new(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
         BadHttpRequestException bad => new(bad.StatusCode, ErrorCodes.InvalidArgument, bad.Message, "body"),
+        Npgsql.NpgsqlException => DatabaseUnavailable,
+        // A silo's exception Orleans cannot carry to this process arrives as a fallback naming the original type.
+        Orleans.Serialization.UnavailableExceptionFallbackException { ExceptionType: { } type } when type.StartsWith("Npgsql.", StringComparison.Ordinal) => DatabaseUnavailable,
+        Orleans.Serialization.CodecNotFoundException codec when codec.Message.Contains("Npgsql.", StringComparison.Ordinal) => DatabaseUnavailable,
         TimeoutException => new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
             "the cluster did not answer in time; the outcome is unknown and the call is safe to retry", RetryAfterSeconds: 1),
         OrleansException => new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
             "the cluster is not reachable right now; retry shortly", RetryAfterSeconds: 1),
         _ => new(StatusCodes.Status500InternalServerError, GatewayErrorCodes.Internal, "internal error; quote the request id when reporting it"),
     };
+
+    /// <summary>Postgres restarting or unreachable: nothing the caller did wrong, and the call is safe to retry.</summary>
+    private static readonly ApiError DatabaseUnavailable = new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
+        "the broker's database is not reachable right now; the outcome is unknown and the call is safe to retry", RetryAfterSeconds: 1);
 
     /// <summary>Answers routing's bodiless 404/405 (and any other bodiless error) in the error shape.</summary>
     public static Task WriteStatusCodePage(StatusCodeContext context)

@@ -14,6 +14,9 @@ public sealed class BrokerMetrics
     private readonly Histogram _acquireDuration;
     private readonly Counter _errors;
     private readonly Counter _releases;
+    private readonly Counter _webhookReceived;
+    private readonly Counter _webhookDone;
+    private readonly Histogram _webhookDelay;
 
     public BrokerMetrics()
     {
@@ -26,6 +29,11 @@ public sealed class BrokerMetrics
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
         _errors = factory.CreateCounter("broker_errors_total", "Error responses by error code.", ["code"]);
         _releases = factory.CreateCounter("broker_releases_total", "Leases released through the API.", ["source"]);
+        _webhookReceived = factory.CreateCounter("broker_webhook_received_total",
+            "GitHub webhook requests by result (new, duplicate, requeued, ignored, ping, unauthorized).", ["result"]);
+        _webhookDone = factory.CreateCounter("broker_webhook_deliveries_total", "Webhook deliveries finished by status (processed, ignored, failed) and retries.", ["status"]);
+        _webhookDelay = factory.CreateHistogram("broker_webhook_delivery_delay_seconds", "From a delivery's receipt to its processing.", [],
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
         PoolSandboxes = factory.CreateGauge("broker_pool_sandboxes", "Sandboxes per pool by level (ready, provisioning, leased, deleting).", ["pool", "level"]);
         Sandboxes = factory.CreateGauge("broker_sandboxes", "Sandboxes by status in the index (deleted counts completed deletions).", ["status"]);
     }
@@ -40,6 +48,17 @@ public sealed class BrokerMetrics
         _acquireDuration.WithLabels(outcome.ToString().ToLowerInvariant()).Observe(elapsed.TotalSeconds);
 
     public void CountRelease(string source) => _releases.WithLabels(source).Inc();
+
+    public void CountWebhookReceived(string result) => _webhookReceived.WithLabels(result).Inc();
+
+    public void CountWebhookDone(string status, TimeSpan? delay = null)
+    {
+        _webhookDone.WithLabels(status).Inc();
+        if (delay is { } d)
+        {
+            _webhookDelay.Observe(Math.Max(0, d.TotalSeconds));
+        }
+    }
 
     public void ObserveRequest(HttpContext context, TimeSpan elapsed)
     {

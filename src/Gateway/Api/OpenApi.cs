@@ -28,5 +28,14 @@ public static class OpenApi
                 document.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] }];
                 return Task.CompletedTask;
             });
+            // Anonymous endpoints (the GitHub webhook, signed by HMAC instead) need no bearer token.
+            o.AddOperationTransformer((operation, context, _) =>
+            {
+                if (context.Description.ActionDescriptor.EndpointMetadata.OfType<Microsoft.AspNetCore.Authorization.IAllowAnonymous>().Any())
+                {
+                    operation.Security = [];
+                }
+                return Task.CompletedTask;
+            });
         });
 }

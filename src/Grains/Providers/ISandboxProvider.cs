@@ -25,6 +25,16 @@ public interface ISandboxProvider
     Task DeleteAsync(string sandboxId, string? externalId, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Optional: a provider whose sandbox labels can be changed after create. SandboxGrain uses it at lease time to put
+/// the claim-key label on a warm sandbox (cold ones carry it from create).
+/// </summary>
+public interface ISandboxLabelUpdater
+{
+    /// <summary>Adds or replaces these labels on the sandbox, keeping the others.</summary>
+    Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken);
+}
+
 public sealed record ProviderCreateRequest(
     string SandboxId,
     string Name,

@@ -22,7 +22,7 @@ public sealed class LocalProviderOptions
 /// optionally a process started in it. The directory is named by the broker's sandbox id, so create is
 /// idempotent by id and a crash mid-create leaves a directory the reconciler can find by its labels.
 /// </summary>
-public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider
+public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater
 {
     private const string MetadataFile = "sandbox.json";
     private const string PidFile = "sandbox.pid";
@@ -42,10 +42,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         }
         Directory.CreateDirectory(Path.Combine(directory, "workspace"));
         var metadata = new LocalMetadata(request.SandboxId, request.Name, request.Template, request.Labels.ToDictionary(), DateTimeOffset.UtcNow);
-        // Write to a temporary file, then rename: a crash never leaves half a metadata file.
-        var temp = Path.Combine(directory, MetadataFile + ".tmp");
-        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(metadata, Json), cancellationToken);
-        File.Move(temp, Path.Combine(directory, MetadataFile), overwrite: true);
+        await WriteMetadataAsync(directory, metadata, cancellationToken);
         StartProcess(directory);
         logger.LogInformation("Created local sandbox {SandboxId} at {Directory}", request.SandboxId, directory);
         return (await ReadAsync(directory, cancellationToken))!;
@@ -100,6 +97,31 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         Directory.Delete(directory, recursive: true);
         logger.LogInformation("Deleted local sandbox {SandboxId}", sandboxId);
         return Task.CompletedTask;
+    }
+
+    public async Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
+    {
+        var directory = DirectoryFor(sandboxId);
+        var file = Path.Combine(directory, MetadataFile);
+        if (!File.Exists(file))
+        {
+            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
+        }
+        var metadata = JsonSerializer.Deserialize<LocalMetadata>(await File.ReadAllTextAsync(file, cancellationToken), Json)
+            ?? throw new ProviderException(Name, $"unreadable metadata in {file}", transient: false);
+        foreach (var (key, value) in labels)
+        {
+            metadata.Labels[key] = value;
+        }
+        await WriteMetadataAsync(directory, metadata, cancellationToken);
+    }
+
+    /// <summary>Writes to a temporary file, then renames: a crash never leaves half a metadata file.</summary>
+    private static async Task WriteMetadataAsync(string directory, LocalMetadata metadata, CancellationToken cancellationToken)
+    {
+        var temp = Path.Combine(directory, MetadataFile + ".tmp");
+        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(metadata, Json), cancellationToken);
+        File.Move(temp, Path.Combine(directory, MetadataFile), overwrite: true);
     }
 
     private string DirectoryFor(string sandboxId)

@@ -109,3 +109,35 @@ public sealed class AuthApiTests(ApiFixture fixture)
         Assert.Equal(HttpStatusCode.OK, (await Gateway.Admin().GetAsync(url)).StatusCode);
     }
 }
+
+/// <summary>The token command line works straight against Postgres, without a running cluster.</summary>
+public sealed class TokenCommandTests
+{
+    [Fact]
+    public async Task Tokens_minted_on_the_command_line_are_listed_accepted_by_the_gateway_and_revocable()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var environment = new Dictionary<string, string> { ["BROKER_POSTGRES"] = broker.Database.ConnectionString };
+        var (code, error, secret) = await StartupTests.RunProgram("SandboxBroker.Gateway.dll", ["tokens", "create", "--tenant", "cli-tenant", "--name", "from the shell"], environment);
+        Assert.True(code == 0, error);
+        Assert.StartsWith("sbk_", secret);
+        Assert.Contains("shown only now", error);
+
+        var (listCode, _, listed) = await StartupTests.RunProgram("SandboxBroker.Gateway.dll", ["tokens", "list", "--tenant", "cli-tenant"], environment);
+        Assert.Equal(0, listCode);
+        var tokenId = Assert.Single(listed.Split('\n')).Split('\t')[0];
+        Assert.DoesNotContain(secret, listed);
+
+        await using var gateway = await BrokerGateway.StartAsync(broker);
+        var client = gateway.Client(secret);
+        using var acquired = await client.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key("cli:key")}", new { });
+        Assert.Equal(HttpStatusCode.Created, acquired.StatusCode);
+        Assert.Equal("cli-tenant", (await acquired.JsonAsync()).Str("tenant"));
+
+        var (revokeCode, _, _) = await StartupTests.RunProgram("SandboxBroker.Gateway.dll", ["tokens", "revoke", tokenId], environment);
+        Assert.Equal(0, revokeCode);
+        var (badCode, badError, _) = await StartupTests.RunProgram("SandboxBroker.Gateway.dll", ["tokens", "create", "--tenant", "Bad Tenant"], environment);
+        Assert.Equal(2, badCode);
+        Assert.Contains("tenant", badError);
+    }
+}

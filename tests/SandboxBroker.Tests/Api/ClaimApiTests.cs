@@ -95,6 +95,8 @@ public sealed class ClaimApiTests(ApiFixture fixture)
         await Expect(await _admin.PutAsJsonAsync(url, new { ttl_seconds = "soon" }), "ttl_seconds");
         await Expect(await _admin.PutAsJsonAsync(url, new { ttl = 5 }), "ttl");
         await Expect(await _admin.PutAsJsonAsync(url, new { idle_timeout_seconds = 0 }), "idle_timeout_seconds");
+        await Expect(await _admin.PutAsync(url, new StringContent("""{"labels":{"team":null}}""", System.Text.Encoding.UTF8, "application/json")), "labels.team");
+        await Expect(await _admin.PutAsync(url, new StringContent("[1,2]", System.Text.Encoding.UTF8, "application/json")), "body");
         await Expect(await _admin.PutAsJsonAsync(url, new { pool = "does-not-exist" }), "pool");
         await Expect(await _admin.PutAsJsonAsync(url, new { pool = "Not A Pool" }), "pool");
         var tooLong = await (await _admin.PutAsJsonAsync(url, new { ttl_seconds = 999_999 })).AssertErrorAsync(HttpStatusCode.BadRequest, "TTL_TOO_LONG");

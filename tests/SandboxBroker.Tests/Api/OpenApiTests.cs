@@ -29,6 +29,9 @@ public sealed class OpenApiTests(ApiFixture fixture)
         Assert.Contains("PUT /v1/claims/{key}", documented);
         Assert.Contains("POST /v1/allocate", documented);
         Assert.True(document.Components!.SecuritySchemes!.ContainsKey("bearer"));
+        var webhook = document.Paths["/v1/webhooks/github"].Operations![System.Net.Http.HttpMethod.Post];
+        Assert.NotNull(webhook.Security);
+        Assert.Empty(webhook.Security); // signed by HMAC, not by a bearer token
         Assert.Contains(document.Components.Schemas!.Keys, k => k == "ErrorEnvelope");
 
         using var docs = await fixture.Gateway.Anonymous().GetAsync("/v1/docs/");

@@ -1,0 +1,185 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using SandboxBroker.Gateway.Api;
+using SandboxBroker.Gateway.Auth;
+using SandboxBroker.Storage;
+
+namespace SandboxBroker.Gateway.Webhooks;
+
+/// <summary>
+/// <c>POST /v1/webhooks/github</c> (anonymous: the signature is the authentication; never rate limited by tenant) and
+/// the admin view of deliveries under <c>/v1/admin/webhooks</c>.
+/// </summary>
+public static class WebhookEndpoints
+{
+    public const string EventHeader = "X-GitHub-Event";
+    public const string DeliveryHeader = "X-GitHub-Delivery";
+    private const int DefaultLimit = 100;
+    private const int MaxLimit = 1000;
+
+    public static IServiceCollection AddGitHubWebhooks(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton(Microsoft.Extensions.Options.Options.Create(WebhookSettings.Bind(configuration)));
+        services.AddSingleton<WebhookDeliveryStore>();
+        services.AddSingleton<DeliverySignal>();
+        services.AddHostedService<DeliveryProcessor>();
+        return services;
+    }
+
+    public static void MapWebhookEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/webhooks/github", Receive).WithTags("Webhooks").WithName("GitHubWebhook")
+            .WithSummary("A GitHub webhook delivery (issues, issue_comment): verified by X-Hub-Signature-256, recorded, answered 202 and processed asynchronously.")
+            .AllowAnonymous().DisableRateLimiting()
+            .Accepts<JsonElement>("application/json")
+            .Produces<WebhookReceipt>(StatusCodes.Status202Accepted).Produces<WebhookReceipt>()
+            .Produces<ErrorEnvelope>(StatusCodes.Status400BadRequest).Produces<ErrorEnvelope>(StatusCodes.Status401Unauthorized)
+            .Produces<ErrorEnvelope>(StatusCodes.Status413PayloadTooLarge).Produces<ErrorEnvelope>(StatusCodes.Status415UnsupportedMediaType)
+            .Produces<ErrorEnvelope>(StatusCodes.Status503ServiceUnavailable);
+
+        var admin = app.MapGroup("/v1/admin/webhooks/deliveries").WithTags("Admin").RequireAuthorization(Policies.Admin);
+        admin.MapGet("", List).WithName("ListWebhookDeliveries")
+            .WithSummary("Webhook deliveries, newest first; status is received, processed, ignored or failed.")
+            .Produces<DeliveryList>().ProducesErrors(400, 403);
+        admin.MapGet("/{deliveryId}", Get).WithName("GetWebhookDelivery").WithSummary("One webhook delivery.")
+            .Produces<DeliveryView>().ProducesErrors(403, 404);
+        admin.MapPost("/{deliveryId}/retry", Retry).WithName("RetryWebhookDelivery")
+            .WithSummary("Process a failed or ignored delivery again (a processed one is never applied twice).")
+            .Produces<DeliveryView>(StatusCodes.Status202Accepted).ProducesErrors(403, 404, 409);
+    }
+
+    private static async Task<IResult> Receive(
+        HttpContext context, WebhookDeliveryStore store, DeliverySignal signal, IOptions<WebhookSettings> options, BrokerMetrics metrics,
+        ILoggerFactory loggers)
+    {
+        var settings = options.Value;
+        var request = context.Request;
+        if (settings.Secrets.Length == 0)
+        {
+            throw new ApiError(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
+                "GitHub webhooks are not configured here: set Webhooks:GitHub:Secrets or BROKER_GITHUB_WEBHOOK_SECRET").ToException();
+        }
+        var body = await ReadBodyAsync(context);
+        string? signature = request.Headers[GitHubSignature.Header];
+        if (!GitHubSignature.Verify(signature, body, settings.Secrets))
+        {
+            metrics.CountWebhookReceived("unauthorized");
+            loggers.CreateLogger(typeof(WebhookEndpoints)).LogWarning("GitHub webhook refused: {Reason} (delivery {DeliveryId}, from {Remote})",
+                string.IsNullOrEmpty(signature) ? "no signature" : "signature mismatch", request.Headers[DeliveryHeader].ToString(),
+                context.Connection.RemoteIpAddress);
+            throw new ApiError(StatusCodes.Status401Unauthorized, GatewayErrorCodes.Unauthenticated,
+                string.IsNullOrEmpty(signature)
+                    ? $"the {GitHubSignature.Header} header is missing"
+                    : $"the {GitHubSignature.Header} signature does not match the body", GitHubSignature.Header).ToException();
+        }
+        var eventName = request.Headers[EventHeader].ToString();
+        if (eventName.Length is 0 or > 100 || !eventName.All(c => char.IsAsciiLetterLower(c) || c == '_'))
+        {
+            throw ApiError.BadRequest(EventHeader, $"the {EventHeader} header is missing or malformed").ToException();
+        }
+        var deliveryId = request.Headers[DeliveryHeader].ToString();
+        if (eventName == "ping")
+        {
+            metrics.CountWebhookReceived("ping");
+            return ApiRoutes.Json(new WebhookReceipt(deliveryId, "pong", false));
+        }
+        if (deliveryId.Length is 0 or > 100 || !deliveryId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        {
+            throw ApiError.BadRequest(DeliveryHeader, $"the {DeliveryHeader} header is missing or malformed").ToException();
+        }
+        if (request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ApiError(StatusCodes.Status415UnsupportedMediaType, GatewayErrorCodes.UnsupportedMediaType,
+                "set the webhook's content type to application/json", "content-type").ToException();
+        }
+        var (action, repository) = Summary(body);
+        var accepted = settings.AcceptsRepository(repository);
+        var recorded = await store.RecordAsync(new NewDelivery(deliveryId, eventName, action, repository, body,
+            accepted ? DeliveryStatus.Received : DeliveryStatus.Ignored,
+            accepted ? null : $"repository '{repository}' is not configured"), context.RequestAborted);
+        if (recorded.Kind != RecordKind.Duplicate && recorded.Status == DeliveryStatus.Received)
+        {
+            signal.Notify();
+        }
+        metrics.CountWebhookReceived(recorded.Kind == RecordKind.New && !accepted ? "ignored" : recorded.Kind.ToString().ToLowerInvariant());
+        return ApiRoutes.Json(new WebhookReceipt(deliveryId, recorded.Status, recorded.Kind == RecordKind.Duplicate), StatusCodes.Status202Accepted);
+    }
+
+    private static async Task<IResult> List(string? status, string? limit, HttpContext context, WebhookDeliveryStore store)
+    {
+        if (status is not null && !DeliveryStatus.All.Contains(status))
+        {
+            throw ApiError.BadRequest("status", $"status is one of {string.Join(", ", DeliveryStatus.All)}").ToException();
+        }
+        var size = DefaultLimit;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out size) || size is < 1 or > MaxLimit))
+        {
+            throw ApiError.BadRequest("limit", $"limit is a whole number from 1 to {MaxLimit}").ToException();
+        }
+        var rows = await store.ListAsync(status, size, context.RequestAborted);
+        return ApiRoutes.Json(new DeliveryList(rows.Select(DeliveryView.From).ToList()));
+    }
+
+    private static async Task<IResult> Get(string deliveryId, HttpContext context, WebhookDeliveryStore store) =>
+        ApiRoutes.Json(DeliveryView.From(await store.GetAsync(deliveryId, context.RequestAborted)
+            ?? throw ApiError.NotFound($"delivery '{deliveryId}' is not known (or past its retention)").ToException()));
+
+    private static async Task<IResult> Retry(string deliveryId, HttpContext context, WebhookDeliveryStore store, DeliverySignal signal)
+    {
+        var row = await store.RetryAsync(deliveryId, context.RequestAborted)
+            ?? throw ApiError.NotFound($"delivery '{deliveryId}' is not known (or past its retention)").ToException();
+        if (row.Status == DeliveryStatus.Processed)
+        {
+            throw new ApiError(StatusCodes.Status409Conflict, ErrorCodes.Conflict,
+                $"delivery '{deliveryId}' was processed; it is never applied twice").ToException();
+        }
+        signal.Notify();
+        return ApiRoutes.Json(DeliveryView.From(row), StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>
+    /// The raw body, as signed. This endpoint alone accepts GitHub's largest payloads (25 MB); the rest of the API keeps
+    /// <see cref="Program.MaxBodyBytes"/>. Nothing has read the body before the handler, so the limit can still be raised.
+    /// </summary>
+    private static async Task<byte[]> ReadBodyAsync(HttpContext context)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = WebhookSettings.MaxPayloadBytes;
+        }
+        var length = context.Request.ContentLength;
+        if (length > WebhookSettings.MaxPayloadBytes)
+        {
+            throw new ApiError(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the payload is larger than 25 MB").ToException();
+        }
+        using var buffer = new MemoryStream(length is { } l ? (int)l : 16 * 1024);
+        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+        return buffer.ToArray();
+    }
+
+    /// <summary>The action and repository for the delivery log; the processor reads the rest. Not JSON: 400.</summary>
+    private static (string? Action, string? Repository) Summary(byte[] body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw ApiError.BadRequest("body", "the payload is not a JSON object").ToException();
+            }
+            var action = root.TryGetProperty("action", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
+            var repository = root.TryGetProperty("repository", out var r) && r.ValueKind == JsonValueKind.Object &&
+                r.TryGetProperty("full_name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+            return (Truncate(action), Truncate(repository));
+        }
+        catch (JsonException)
+        {
+            throw ApiError.BadRequest("body", "the payload is not valid JSON").ToException();
+        }
+    }
+
+    private static string? Truncate(string? value) => value is { Length: > 200 } ? value[..200] : value;
+}

@@ -1,0 +1,152 @@
+using Npgsql;
+using SandboxBroker.Grains.Providers;
+using SandboxBroker.Grains.Providers.PostgresSchema;
+using SandboxBroker.Tests.Infrastructure;
+
+namespace SandboxBroker.Tests.Providers;
+
+/// <summary>The postgres-schema provider against the real test Postgres: one schema and one role per sandbox.</summary>
+public sealed class PostgresSchemaProviderTests
+{
+    public static string TemplateFile
+    {
+        get
+        {
+            var directory = new DirectoryInfo(AppContext.BaseDirectory);
+            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "SandboxBroker.sln")))
+            {
+                directory = directory.Parent;
+            }
+            return Path.Combine(directory?.FullName ?? throw new InvalidOperationException("repository root not found"), "deploy", "templates", "postgres-schema.sql");
+        }
+    }
+
+    private static Dictionary<string, string?> Settings(TestDatabase sandboxes) => new()
+    {
+        ["Providers:PostgresSchema:ConnectionString"] = sandboxes.ConnectionString,
+        ["Providers:PostgresSchema:TemplateFile"] = TemplateFile,
+        ["Providers:PostgresSchema:PageSize"] = "2",
+    };
+
+    /// <summary>Roles are cluster-wide and the test Postgres is shared: ids are unique per test.</summary>
+    private static string NewId() => "t" + Guid.NewGuid().ToString("N")[..15];
+
+    public static NpgsqlConnection ConnectAs(IReadOnlyDictionary<string, string> details) =>
+        new(new NpgsqlConnectionStringBuilder
+        {
+            Host = details["host"], Port = int.Parse(details["port"], System.Globalization.CultureInfo.InvariantCulture),
+            Database = details["database"], Username = details["user"], Password = details["password"],
+            SearchPath = details["search_path"], Pooling = false,
+        }.ConnectionString);
+
+    public static async Task<object?> RunAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
+    }
+
+    [Fact]
+    public async Task Sandbox_roles_work_in_their_own_schema_only_and_delete_drops_schema_and_role()
+    {
+        await using var sandboxes = await TestDatabase.CreateAsync();
+        await using var services = ProviderServices.Build(Settings(sandboxes));
+        var provider = (PostgresSchemaSandboxProvider)services.Provider("postgres-schema");
+        var (a, b, c) = (NewId(), NewId(), NewId());
+        var labels = (string id) => new Dictionary<string, string> { [BrokerLabels.Deployment] = "dep-" + a, [BrokerLabels.SandboxId] = id };
+        try
+        {
+            var first = await provider.CreateAsync(new ProviderCreateRequest(a, "a", null, labels(a)), CancellationToken.None);
+            var other = await provider.CreateAsync(new ProviderCreateRequest(b, "b", null, labels(b)), CancellationToken.None);
+            await provider.CreateAsync(new ProviderCreateRequest(c, "c", null, labels(c)), CancellationToken.None);
+            Assert.Equal(["database", "host", "password", "port", "search_path", "user"], first.Connection.Keys.Order());
+            Assert.Equal(("sbx_" + a, "sbx_" + a), (first.Connection["search_path"], first.Connection["user"]));
+
+            await using (var connection = ConnectAs(first.Connection))
+            {
+                await connection.OpenAsync();
+                await RunAsync(connection, "CREATE TABLE mine (x int); INSERT INTO mine VALUES (1), (2)");
+                Assert.Equal(1L, await RunAsync(connection, "SELECT count(*) FROM notes")); // from the template
+                var denied = await Assert.ThrowsAsync<PostgresException>(() => RunAsync(connection, $"SELECT count(*) FROM {other.Connection["search_path"]}.notes"));
+                Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+                denied = await Assert.ThrowsAsync<PostgresException>(() => RunAsync(connection, $"CREATE TABLE {other.Connection["search_path"]}.intruder (x int)"));
+                Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+            }
+            Assert.Equal(new PostgresSchemaStats(2, 3), await provider.GetStatsAsync(a, CancellationToken.None));
+
+            var listed = await provider.ListAllAsync(new Dictionary<string, string> { [BrokerLabels.Deployment] = "dep-" + a });
+            Assert.Equal(new[] { a, b, c }.Order(), listed.Select(s => s.SandboxId).Order());
+
+            // A repeated create is the same schema with a fresh password; the old one stops working.
+            var again = await provider.CreateAsync(new ProviderCreateRequest(a, "a", null, labels(a)), CancellationToken.None);
+            Assert.NotEqual(first.Connection["password"], again.Connection["password"]);
+            var oldPassword = await Assert.ThrowsAsync<PostgresException>(() => ConnectAs(first.Connection).OpenAsync());
+            Assert.Equal(PostgresErrorCodes.InvalidPassword, oldPassword.SqlState);
+            Assert.Equal(new PostgresSchemaStats(2, 3), await provider.GetStatsAsync(a, CancellationToken.None));
+
+            await provider.StopAsync(a, null, CancellationToken.None);
+            Assert.Equal(ProviderSandboxState.Stopped, (await provider.GetAsync(a, null, CancellationToken.None))!.State);
+            await Assert.ThrowsAsync<PostgresException>(() => ConnectAs(again.Connection).OpenAsync());
+            await provider.StartAsync(a, null, CancellationToken.None);
+            await using (var connection = ConnectAs(again.Connection))
+            {
+                await connection.OpenAsync();
+                Assert.Equal(2L, await RunAsync(connection, "SELECT count(*) FROM mine"));
+            }
+
+            await provider.DeleteAsync(a, null, CancellationToken.None);
+            await provider.DeleteAsync(a, null, CancellationToken.None); // already gone: still succeeds
+            Assert.Null(await provider.GetAsync(a, null, CancellationToken.None));
+            Assert.False(await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", "sbx_" + a));
+            Assert.False(await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", "sbx_" + a));
+        }
+        finally
+        {
+            foreach (var id in new[] { a, b, c })
+            {
+                await provider.DeleteAsync(id, null, CancellationToken.None);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Acquire_hands_out_working_credentials_for_one_schema_and_release_drops_schema_and_role()
+    {
+        await using var sandboxes = await TestDatabase.CreateAsync();
+        var settings = Settings(sandboxes);
+        settings["Broker:Pools:pg:Provider"] = "postgres-schema";
+        settings["Broker:Pools:pg:MinReady"] = "0";
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, settings);
+        var provider = broker.SiloService<SandboxProviderRegistry>().Get("postgres-schema");
+        var claimA = broker.Grains.GetGrain<IClaimGrain>("track:pg/a");
+        var claimB = broker.Grains.GetGrain<IClaimGrain>("track:pg/b");
+        var a = await claimA.Acquire(new AcquireRequest("pg", "t", "o"));
+        var b = await claimB.Acquire(new AcquireRequest("pg", "t", "o"));
+        try
+        {
+            await using (var connection = ConnectAs(a.Sandbox.Connection))
+            {
+                await connection.OpenAsync();
+                await RunAsync(connection, "CREATE TABLE results (score int); INSERT INTO results VALUES (42)");
+                Assert.Equal(42, await RunAsync(connection, "SELECT score FROM results"));
+                var denied = await Assert.ThrowsAsync<PostgresException>(() => RunAsync(connection, $"SELECT count(*) FROM {b.Sandbox.Connection["search_path"]}.notes"));
+                Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+            }
+            var schema = a.Sandbox.Connection["search_path"];
+            var labelled = await provider.GetAsync(a.Sandbox.SandboxId, null, CancellationToken.None);
+            Assert.Equal(("track:pg/a", broker.Cluster.Options.ServiceId), (labelled!.Labels[BrokerLabels.ClaimKey], labelled.Labels[BrokerLabels.Deployment]));
+
+            await claimA.Release("done");
+
+            await Eventually.TrueAsync(async () =>
+                !await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", schema),
+                "the released sandbox's schema and role are dropped");
+            Assert.NotNull(await provider.GetAsync(b.Sandbox.SandboxId, null, CancellationToken.None));
+        }
+        finally
+        {
+            await claimB.Release("done");
+            await provider.DeleteAsync(a.Sandbox.SandboxId, null, CancellationToken.None);
+            await provider.DeleteAsync(b.Sandbox.SandboxId, null, CancellationToken.None);
+        }
+    }
+}
