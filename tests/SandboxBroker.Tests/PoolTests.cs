@@ -57,9 +57,28 @@ public sealed class PoolTests
                 return false;
             }
         }));
-        Assert.Equal(6, outcomes.Count(ok => ok));
+        // Never more than 6. Fewer may succeed at once: sandboxes the pool was warming count towards the 6
+        // and become ready after some acquires were refused; those go to the next acquires.
+        var first = outcomes.Count(ok => ok);
+        Assert.InRange(first, 1, 6);
+        Assert.True(broker.ProviderSandboxes().Count <= 6, $"{broker.ProviderSandboxes().Count} sandboxes at the provider");
+        var pool = broker.Grains.GetGrain<IPoolGrain>("small");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Provisioning == 0, "the pool's creates finish");
+        var late = 0;
+        foreach (var i in Enumerable.Range(0, 30).Where(i => !outcomes[i]))
+        {
+            try
+            {
+                await broker.Grains.GetGrain<IClaimGrain>($"track:small/{i}").Acquire(new AcquireRequest("small", "t", "o"));
+                late++;
+            }
+            catch (BrokerException e) when (e.Code == ErrorCodes.NoSandboxesAvailable)
+            {
+            }
+        }
+        Assert.Equal(6, first + late);
         Assert.Equal(6, broker.ProviderSandboxes().Count);
-        var status = await broker.Grains.GetGrain<IPoolGrain>("small").GetStatus();
+        var status = await pool.GetStatus();
         Assert.True(status.Levels.Total <= 6, $"total {status.Levels.Total}");
     }
 
