@@ -61,7 +61,6 @@ public sealed class BrokerCluster : IAsyncDisposable
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         builder.AddSiloBuilderConfigurator<FlakyProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<CrashingProvider.Configurator>();
-        builder.AddSiloBuilderConfigurator<FailingCreateProvider.Configurator>();
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();

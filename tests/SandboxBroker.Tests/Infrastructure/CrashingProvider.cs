@@ -8,34 +8,48 @@ using SandboxBroker.Grains.Providers;
 namespace SandboxBroker.Tests.Infrastructure;
 
 /// <summary>
-/// A test double: a real local provider under the name "crashy" whose first create of each sandbox creates it and
-/// then fails with an error the broker does not expect, as a crash between the provider's create and the record's
-/// update would: the record stays in provisioning while the provider holds the sandbox. Later creates succeed.
+/// A test double: a real local provider whose create fails with an error the broker does not expect. Two of them:
+/// <list type="bullet">
+/// <item>"crashy" creates the sandbox and then fails, the first time per sandbox, as a crash between the provider's
+/// create and the record's update would (the record stays in provisioning while the provider holds the sandbox);</item>
+/// <item>"failing-create" fails every create without creating anything, as a sandbox grain call does when its silo
+/// dies mid-call (found by the process fault harness).</item>
+/// </list>
 /// </summary>
-public sealed class CrashingProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider
+public sealed class CrashingProvider(string name, bool createsBeforeFailing, LocalSandboxProvider inner) : ISandboxProvider
 {
-    private readonly LocalSandboxProvider _inner = new(options, logger);
     private readonly ConcurrentDictionary<string, bool> _crashed = new();
 
-    public string Name => "crashy";
+    public string Name => name;
 
     public async Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken ct)
     {
-        var created = await _inner.CreateAsync(request, ct);
+        if (!createsBeforeFailing)
+        {
+            throw new InvalidOperationException("simulated: the create never answered");
+        }
+        var created = await inner.CreateAsync(request, ct);
         return _crashed.TryAdd(request.SandboxId, true)
             ? throw new InvalidOperationException($"simulated crash after the provider created sandbox {request.SandboxId}")
             : created;
     }
 
-    public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.GetAsync(sandboxId, externalId, ct);
-    public IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) => _inner.ListAsync(labels, ct);
-    public Task StartAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.StartAsync(sandboxId, externalId, ct);
-    public Task StopAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.StopAsync(sandboxId, externalId, ct);
-    public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.DeleteAsync(sandboxId, externalId, ct);
+    public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.GetAsync(sandboxId, externalId, ct);
+    public IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) => inner.ListAsync(labels, ct);
+    public Task StartAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.StartAsync(sandboxId, externalId, ct);
+    public Task StopAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.StopAsync(sandboxId, externalId, ct);
+    public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.DeleteAsync(sandboxId, externalId, ct);
 
     public sealed class Configurator : ISiloConfigurator
     {
-        public void Configure(ISiloBuilder siloBuilder) =>
-            siloBuilder.Services.AddSingleton<ISandboxProvider, CrashingProvider>();
+        public void Configure(ISiloBuilder siloBuilder)
+        {
+            siloBuilder.Services.AddSingleton<ISandboxProvider>(sp => Create(sp, "crashy", createsBeforeFailing: true));
+            siloBuilder.Services.AddSingleton<ISandboxProvider>(sp => Create(sp, "failing-create", createsBeforeFailing: false));
+        }
+
+        private static CrashingProvider Create(IServiceProvider services, string name, bool createsBeforeFailing) =>
+            new(name, createsBeforeFailing, new LocalSandboxProvider(
+                services.GetRequiredService<IOptions<LocalProviderOptions>>(), services.GetRequiredService<ILogger<LocalSandboxProvider>>()));
     }
 }
