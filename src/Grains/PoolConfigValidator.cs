@@ -5,10 +5,9 @@ public static class PoolConfigValidator
 {
     public static void Validate(PoolConfig config, Func<string, bool> providerExists)
     {
-        if (string.IsNullOrWhiteSpace(config.Name) || config.Name.Length > 63 ||
-            !config.Name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+        if (!PoolName.IsValid(config.Name))
         {
-            Fail("name", "pool name must be 1-63 characters of a-z, 0-9 and '-'");
+            Fail("name", PoolName.Rule);
         }
         if (!providerExists(config.Provider))
         {

@@ -8,9 +8,9 @@ public static class AcquireRequests
 
     public static AcquireRequest From(AcquireBody body, string tenant, string defaultOwner, string actor)
     {
-        if (body.Pool is { } pool && (pool.Length is 0 or > 63 || !pool.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-')))
+        if (body.Pool is not null && !PoolName.IsValid(body.Pool))
         {
-            throw ApiError.BadRequest("pool", "pool must be 1-63 characters of a-z, 0-9 and '-'").ToException();
+            throw ApiError.BadRequest("pool", PoolName.Rule).ToException();
         }
         var ttl = Seconds(body.TtlSeconds, "ttl_seconds");
         var idle = Seconds(body.IdleTimeoutSeconds, "idle_timeout_seconds");
