@@ -340,19 +340,28 @@ public sealed class ClaimGrain(
         return S.Active ?? throw new BrokerException(ErrorCodes.LeaseNotActive, $"claim '{Key}' has no active lease");
     }
 
-    /// <summary>Applies a change and writes it; a stale ETag means another activation won: give up this one.</summary>
+    /// <summary>
+    /// Applies a change and writes it. A failed write puts memory back as it was (calls that interleave until the
+    /// activation is dropped answer what is stored, never a change nobody acknowledged); a stale ETag means
+    /// another activation won.
+    /// </summary>
     private async Task Save(Action change)
     {
+        var (tenant, active, history, count) = (S.Tenant, S.Active, S.History, S.LeaseCount);
         change();
         try
         {
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
         }
-        catch (InconsistentStateException e)
+        catch (Exception e)
         {
-            logger.LogWarning("Claim {ClaimKey}: another activation wrote first; deactivating this one", Key);
-            DeactivateOnIdle();
-            throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated concurrently; retry", e) { RetryAfterSeconds = 0 };
+            (S.Tenant, S.Active, S.History, S.LeaseCount) = (tenant, active, history, count);
+            if (e is InconsistentStateException)
+            {
+                logger.LogWarning("Claim {ClaimKey}: another activation wrote first; deactivating this one", Key);
+                throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated concurrently; retry", e) { RetryAfterSeconds = 0 };
+            }
+            throw;
         }
     }
 

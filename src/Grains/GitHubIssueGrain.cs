@@ -88,7 +88,7 @@ public sealed class GitHubIssueGrain(
         Prune(now);
         try
         {
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
         }
         catch (InconsistentStateException e)
         {

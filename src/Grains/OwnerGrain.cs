@@ -43,14 +43,14 @@ public sealed class OwnerGrain(
                 $"owner '{this.GetPrimaryKeyString()}' already holds {state.State.Active.Count} active leases (limit {Limit}); release one first");
         }
         state.State.Active[claimKey] = time.GetUtcNow();
-        await state.WriteStateAsync();
+        await state.WriteOrReloadAsync(this);
     }
 
     public async Task Forget(string claimKey)
     {
         if (state.State.Active.Remove(claimKey))
         {
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
         }
     }
 
@@ -73,7 +73,7 @@ public sealed class OwnerGrain(
         }
         if (changed)
         {
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
         }
     }
 }

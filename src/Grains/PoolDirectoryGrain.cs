@@ -18,7 +18,7 @@ public sealed class PoolDirectoryGrain(
     {
         if (state.State.Pools.Add(pool))
         {
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
         }
     }
 

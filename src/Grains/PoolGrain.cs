@@ -68,7 +68,7 @@ public sealed class PoolGrain(
         if (S.Config is null && options.Value.ConfiguredPools.Contains(Name))
         {
             S.Config = options.Value.PoolConfigFor(Name);
-            await state.WriteStateAsync(cancellationToken);
+            await state.WriteOrReloadAsync(this, cancellationToken);
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
         }
         if (S.Config is not null)
@@ -234,7 +234,7 @@ public sealed class PoolGrain(
             _nextWrite = null;
             try
             {
-                await state.WriteStateAsync();
+                await state.WriteOrReloadAsync(this);
                 batch.SetResult();
             }
             catch (Exception e)

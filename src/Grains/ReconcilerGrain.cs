@@ -108,7 +108,7 @@ public sealed class ReconcilerGrain(
 
         var report = new ReconcileReport(providerName, started, time.GetUtcNow(), seen, adopted, deleted, stale, errors.Count, errors);
         state.State.Last = report;
-        await state.WriteStateAsync();
+        await state.WriteOrReloadAsync(this);
         logger.LogInformation(
             "Reconciled {Provider}: {Seen} seen, {Adopted} adopted, {Deleted} deleted, {Stale} marked stale, {Errors} errors",
             providerName, seen, adopted, deleted, stale, errors.Count);

@@ -71,7 +71,7 @@ public sealed class SandboxGrain(
             S.Status = SandboxStatus.Provisioning;
             S.CreatedAt = now;
             S.UpdatedAt = now;
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
             await Record("sandbox.provisioning", null, SandboxStatus.Provisioning);
         }
         switch (S.Status)
@@ -364,7 +364,7 @@ public sealed class SandboxGrain(
             S.LastError = e.Message;
             var delay = Backoff(S.DeleteAttempts);
             logger.LogWarning(e, "Delete of sandbox {SandboxId} failed (attempt {Attempt}); retrying in {Delay}", Id, S.DeleteAttempts, delay);
-            await state.WriteStateAsync();
+            await state.WriteOrReloadAsync(this);
             await Record("sandbox.delete-failed", SandboxStatus.Deleting, SandboxStatus.Deleting, detail: e.Message);
             ScheduleDeleteAttempt(delay);
         }
@@ -399,7 +399,7 @@ public sealed class SandboxGrain(
         SandboxLifecycle.Ensure(Id, from, to);
         S.Status = to;
         S.UpdatedAt = time.GetUtcNow();
-        await state.WriteStateAsync();
+        await state.WriteOrReloadAsync(this);
         await Record(@event, from, to, actor, detail);
         try
         {

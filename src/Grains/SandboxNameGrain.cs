@@ -22,7 +22,7 @@ public sealed class SandboxNameGrain(
                 $"sandbox name '{this.GetPrimaryKeyString()}' is in use by claim '{other}'") { Field = "name" };
         }
         state.State.Holder = holder;
-        await state.WriteStateAsync();
+        await state.WriteOrReloadAsync(this);
     }
 
     public async Task Free(string holder)
