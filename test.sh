@@ -35,15 +35,29 @@ dotnet test SandboxBroker.sln -c Release --no-build -nologo \
 status=$?
 set -e
 
-# One plain summary line, counted from the TRX files.
+# One plain summary line, counted from the TRX files, then each failure's name and message again (the console log
+# of a long run is often cut before them).
 python3 - "$results" <<'PY' || true
 import sys, glob, xml.etree.ElementTree as ET
 passed = failed = skipped = 0
+failures = []
 for f in glob.glob(sys.argv[1] + "/*.trx"):
-    c = ET.parse(f).getroot().find(".//{*}Counters")
-    if c is None: continue
-    passed += int(c.get("passed", 0)); failed += int(c.get("failed", 0)) + int(c.get("error", 0)) + int(c.get("timeout", 0))
-    skipped += int(c.get("notExecuted", 0))
+    root = ET.parse(f).getroot()
+    c = root.find(".//{*}Counters")
+    if c is not None:
+        passed += int(c.get("passed", 0)); failed += int(c.get("failed", 0)) + int(c.get("error", 0)) + int(c.get("timeout", 0))
+        skipped += int(c.get("notExecuted", 0))
+    for r in root.iter("{http://microsoft.com/schemas/VisualStudio/TeamTest/2010}UnitTestResult"):
+        if r.get("outcome") == "Failed":
+            message = r.find(".//{*}ErrorInfo/{*}Message")
+            failures.append((r.get("testName"), (message.text or "").strip() if message is not None else ""))
+for name, message in failures:
+    lines = message.splitlines()
+    print(f"FAILED {name}")
+    for line in lines[:30]:
+        print(f"    {line}")
+    if len(lines) > 30:
+        print(f"    ... ({len(lines) - 30} more lines in the TRX file)")
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PY
 exit $status

@@ -72,8 +72,7 @@ public sealed class ClaimGrain(
     public async Task<Lease?> Get(string? tenant = null)
     {
         EnsureTenant(tenant);
-        await ExpireIfDue();
-        return S.Active;
+        return await CurrentLease();
     }
 
     public async Task<Lease> Touch(string? tenant = null)
@@ -120,8 +119,7 @@ public sealed class ClaimGrain(
     public async Task<IReadOnlyList<Lease>> History(string? tenant = null)
     {
         EnsureTenant(tenant);
-        await ExpireIfDue();
-        return S.Active is { } active ? [active, .. S.History] : S.History;
+        return await CurrentLease() is { } active ? [active, .. S.History] : S.History;
     }
 
     public Task<bool> Owns(string sandboxId) => Task.FromResult(S.Active?.SandboxId == sandboxId);
@@ -334,11 +332,22 @@ public sealed class ClaimGrain(
         }
     }
 
-    private async Task<Lease> RequireActive()
+    /// <summary>
+    /// The active lease, if any, once its deadline is checked and its sandbox confirmed: no answer names a sandbox
+    /// that is not leased to this key (after a crash between persisting the lease and leasing the sandbox).
+    /// </summary>
+    private async Task<Lease?> CurrentLease()
     {
         await ExpireIfDue();
-        return S.Active ?? throw new BrokerException(ErrorCodes.LeaseNotActive, $"claim '{Key}' has no active lease");
+        if (S.Active is { } active && await ConfirmSandbox(active) is null)
+        {
+            return null;
+        }
+        return S.Active;
     }
+
+    private async Task<Lease> RequireActive() =>
+        await CurrentLease() ?? throw new BrokerException(ErrorCodes.LeaseNotActive, $"claim '{Key}' has no active lease");
 
     /// <summary>
     /// Applies a change and writes it. A failed write puts memory back as it was (calls that interleave until the

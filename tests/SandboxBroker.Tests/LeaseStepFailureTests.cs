@@ -1,3 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Storage;
+using SandboxBroker.Grains;
 using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;
@@ -30,5 +33,56 @@ public sealed class LeaseStepFailureTests
             "the reserved sandbox is deleted");
         var again = await claim.Acquire(new AcquireRequest("default", "t", "o"));
         Assert.NotEqual(ended.SandboxId, again.Sandbox.SandboxId);
+    }
+
+    /// <summary>
+    /// Found by the process fault harness: the claim's silo died after the lease was persisted and before the sandbox
+    /// was leased; on the next activation a touch answered the lease, naming a warm sandbox still ready in the pool's
+    /// hands (anyone's to take). Now every answer that names the sandbox first leases it to the key (or ends the lease).
+    /// </summary>
+    [Fact]
+    public async Task A_lease_persisted_before_its_sandbox_was_leased_is_finished_by_the_next_touch_read_or_history()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:default:MinReady"] = "1",
+            ["Broker:Pools:cold:MinReady"] = "0",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("default");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= 1, "the pool has a ready sandbox");
+
+        // Warm: checked out, the lease written, then the "crash": the sandbox is never told.
+        var touched = broker.Grains.GetGrain<IClaimGrain>("crash:touch");
+        var warm = await pool.Checkout("crash:touch");
+        Assert.True(warm.Warm);
+        await PersistLeaseAsLeaseNewDoes(broker, "crash:touch", warm.SandboxId, "default");
+        Assert.Equal(SandboxStatus.Ready, (await broker.Grains.GetGrain<ISandboxGrain>(warm.SandboxId).Get())!.Status);
+
+        var lease = await touched.Touch();
+        Assert.Equal(warm.SandboxId, lease.SandboxId);
+        var sandbox = await broker.Grains.GetGrain<ISandboxGrain>(warm.SandboxId).Get();
+        Assert.Equal((SandboxStatus.Leased, "crash:touch"), (sandbox!.Status, sandbox.ClaimKey));
+
+        // Cold: the sandbox was never provisioned, so a read ends the lease instead of naming it.
+        var read = broker.Grains.GetGrain<IClaimGrain>("crash:read");
+        var cold = await broker.Grains.GetGrain<IPoolGrain>("cold").Checkout("crash:read");
+        Assert.False(cold.Warm);
+        await PersistLeaseAsLeaseNewDoes(broker, "crash:read", cold.SandboxId, "cold");
+
+        Assert.Null(await read.Get());
+        var ended = Assert.Single(await read.History());
+        Assert.Equal((LeaseStatus.Released, cold.SandboxId), (ended.Status, ended.SandboxId));
+        Assert.StartsWith("sandbox lost", ended.EndReason);
+    }
+
+    /// <summary>Writes the claim's state the way its first write in an acquire does, before any activation of it exists.</summary>
+    private static async Task PersistLeaseAsLeaseNewDoes(BrokerCluster broker, string key, string sandboxId, string poolName)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var lease = new Lease(key, 1, sandboxId, poolName, "t", "o", null, now, now.AddHours(1), null, now,
+            LeaseStatus.Active, null, null, new Dictionary<string, string>());
+        var storage = broker.SiloService<IServiceProvider>().GetRequiredKeyedService<IGrainStorage>(StorageNames.Broker);
+        await storage.WriteStateAsync("claim", GrainId.Create("claim", key),
+            new GrainState<ClaimState>(new ClaimState { Tenant = "t", Active = lease, LeaseCount = 1 }));
     }
 }

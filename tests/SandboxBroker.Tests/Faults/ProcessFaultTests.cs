@@ -107,6 +107,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         if (problems.Count > 0)
         {
             cluster.KeepArtifacts = true;
+            await File.WriteAllLinesAsync(Path.Combine(cluster.Directory, "problems.txt"), [$"seed {settings.Seed}", .. problems]);
             Assert.Fail($"{problems.Count} problem(s) (seed {settings.Seed}):{Environment.NewLine}{string.Join(Environment.NewLine, problems.Take(20))}");
         }
     }
