@@ -30,15 +30,23 @@ public sealed class PoolState
 
 /// <summary>
 /// One pool. Keeps MinReady sandboxes warm with at most MaxConcurrentCreates creates in flight, never
-/// more than MaxTotal live, and hands each ready sandbox out once (the sandbox grain's ready → leased
-/// transition is the second guard). State changes only inside grain turns; the creates themselves run in
-/// the background and report back through <see cref="OnSandboxStatus"/>, so the pool keeps answering.
+/// more than MaxTotal live, and hands each ready sandbox out once. State changes only inside grain turns; the
+/// creates themselves run in the background and report back through <see cref="OnSandboxStatus"/>, so the pool
+/// keeps answering.
 /// <para>
-/// Every pool change goes through this one activation, so the pool's writes are group-committed: the grain is
-/// reentrant, each call changes the state synchronously (before its first await) and then waits for a write
-/// that starts after its change. One write is in flight at a time; the calls that arrive meanwhile share the
-/// next one. A caller still answers only once its change is durable. (Before this, each checkout and each
-/// status notice wrote the whole pool state alone, and the pool capped warm acquires at its write rate.)
+/// What the pool stores is a hint the sandboxes can always correct, so only one kind of change must be durable
+/// before the pool acts on it: a new sandbox id, written before its create starts (else a crash would forget a
+/// sandbox being created). Checkouts and status notices change memory and answer at once; a flush every
+/// <see cref="BrokerOptions.PoolFlushInterval"/> writes them together and starts the creates that top the pool
+/// up. A crash before the flush loses nothing that matters: a checked-out id still stored as ready is refused
+/// by its sandbox grain (ready → leased happens once, persisted there) and the claim takes another; a notice
+/// lost is found again by <see cref="Maintain"/>, which asks the sandboxes. (Before this, every checkout waited
+/// for a write of the whole pool state, and the pool capped warm acquires at its write rate.)
+/// </para>
+/// <para>
+/// The writes are group-committed: the grain is reentrant, each call changes the state synchronously (before
+/// its first await) and a caller that needs durability waits for a write that starts after its change. One
+/// write is in flight at a time; the calls that arrive meanwhile share the next one.
 /// </para>
 /// </summary>
 [Reentrant]
@@ -63,6 +71,14 @@ public sealed class PoolGrain(
     /// <summary>The loop writing the state; null when no write is wanted.</summary>
     private Task? _writer;
 
+    /// <summary>Changes in memory that no write has started to store yet (the flush timer writes them).</summary>
+    private bool _dirty;
+
+    /// <summary>A write failed and this activation is on its way out: nothing more is written from its memory.</summary>
+    private bool _dropped;
+
+    private IGrainTimer? _flushTimer;
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (S.Config is null && options.Value.ConfiguredPools.Contains(Name))
@@ -71,12 +87,20 @@ public sealed class PoolGrain(
             await state.WriteOrReloadAsync(this, cancellationToken);
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
         }
+        _flushTimer = this.RegisterGrainTimer(static (self, _) => self.Flush(), this,
+            new GrainTimerCreationOptions { DueTime = options.Value.PoolFlushInterval, Period = options.Value.PoolFlushInterval, Interleave = true });
         if (S.Config is not null)
         {
             // The reminder brings the pool back after a silo dies, so replenishment carries on.
             await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
             await Maintain(TimeSpan.Zero);
         }
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _flushTimer?.Dispose();
+        await Flush();
     }
 
     public Task<PoolConfig> GetConfig() => Task.FromResult(RequireConfig());
@@ -106,7 +130,7 @@ public sealed class PoolGrain(
         return config;
     }
 
-    public async Task<PoolCheckout> Checkout(string claimKey)
+    public Task<PoolCheckout> Checkout(string claimKey)
     {
         var config = RequireConfig();
         string id;
@@ -130,33 +154,40 @@ public sealed class PoolGrain(
             throw new BrokerException(ErrorCodes.NoSandboxesAvailable, why) { RetryAfterSeconds = 5 };
         }
         S.CheckedOut[id] = time.GetUtcNow();
-        await SaveAndReplenish();
-        return new PoolCheckout(id, warm, config);
+        _dirty = true; // stored by the next flush: the sandbox grain, not this write, keeps the id from going out twice
+        return Task.FromResult(new PoolCheckout(id, warm, config));
     }
 
     public async Task Return(string sandboxId)
     {
-        if (!S.CheckedOut.Remove(sandboxId))
+        if (!S.CheckedOut.ContainsKey(sandboxId))
         {
             return;
         }
+        // Asked before anything changes: when the sandbox does not answer (its silo died), the id stays checked out
+        // and Maintain looks at it after the grace. (Removing it first lost it from the pool's count for good: the
+        // fault harness found a ready sandbox the pool no longer knew.)
         var info = await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Get();
-        if (S.Ready.Contains(sandboxId) || S.CheckedOut.ContainsKey(sandboxId) || S.Deleting.Contains(sandboxId))
+        if (!S.CheckedOut.Remove(sandboxId))
         {
-            // a status notice placed it meanwhile (the grain is reentrant)
+            return; // a status notice placed it meanwhile (the grain is reentrant)
         }
-        else if (info?.Status == SandboxStatus.Ready)
+        switch (info?.Status)
         {
-            S.Ready.Insert(0, sandboxId); // untouched: the next claim can have it
-        }
-        else if (info is not null && SandboxLifecycle.IsLive(info.Status))
-        {
-            S.Deleting.Add(sandboxId);
+            case SandboxStatus.Ready:
+                S.Ready.Insert(0, sandboxId); // untouched: the next claim can have it
+                break;
+            case SandboxStatus.Leased:
+                S.CheckedOut[sandboxId] = time.GetUtcNow(); // another claim has it (a checkout this pool lost in a crash)
+                break;
+            case { } status when SandboxLifecycle.IsLive(status):
+                S.Deleting.Add(sandboxId);
+                break;
         }
         await SaveAndReplenish();
     }
 
-    public async Task OnSandboxStatus(string sandboxId, SandboxStatus status)
+    public Task OnSandboxStatus(string sandboxId, SandboxStatus status)
     {
         var changed = status switch
         {
@@ -166,10 +197,8 @@ public sealed class PoolGrain(
             SandboxStatus.Deleted or SandboxStatus.Stale => Forget(sandboxId),
             _ => false,
         };
-        if (changed)
-        {
-            await SaveAndReplenish();
-        }
+        _dirty |= changed; // stored (and the pool topped up) by the next flush
+        return Task.CompletedTask;
     }
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
@@ -217,6 +246,23 @@ public sealed class PoolGrain(
         }
     }
 
+    /// <summary>Stores what changed since the last write and tops the pool up; a failed write is logged (and drops the activation).</summary>
+    private async Task Flush()
+    {
+        if (!_dirty || _writer is not null || _dropped)
+        {
+            return; // nothing new, or a write is under way (the next tick takes what it leaves)
+        }
+        try
+        {
+            await SaveAndReplenish();
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Pool {Pool} could not store its state: {Error}", Name, e.Message);
+        }
+    }
+
     /// <summary>Completes once a write that started after this call has stored the state (group commit).</summary>
     private Task PersistAsync()
     {
@@ -232,6 +278,7 @@ public sealed class PoolGrain(
         while (_nextWrite is { } batch)
         {
             _nextWrite = null;
+            _dirty = false; // this write stores every change made so far
             try
             {
                 await state.WriteOrReloadAsync(this);
@@ -239,6 +286,7 @@ public sealed class PoolGrain(
             }
             catch (Exception e)
             {
+                _dropped = true; // WriteOrReloadAsync drops the activation: the next one starts from what is stored
                 batch.SetException(e);
             }
         }
