@@ -7,4 +7,11 @@ public sealed class GatewaySettings
 
     /// <summary>Where the gateway listens; loopback by default.</summary>
     public string Urls { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>
+    /// Acquires this gateway lets wait on the cluster at once; more are refused with 503 OVERLOADED (0: no limit).
+    /// A repeat takes a few milliseconds and a warm acquire tens, so the default leaves room for bursts and keeps a
+    /// queue behind a saturated cluster to about two seconds (<see cref="Api.AcquireAdmission"/>).
+    /// </summary>
+    public int MaxAcquiresInFlight { get; set; } = 256;
 }

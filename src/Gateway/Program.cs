@@ -56,6 +56,11 @@ public static class Program
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ApiTokenStore>();
         builder.Services.AddSingleton<BrokerIndex>();
+        if (settings.MaxAcquiresInFlight < 0)
+        {
+            throw new InvalidOperationException($"Gateway:MaxAcquiresInFlight must be 0 (no limit) or more, not {settings.MaxAcquiresInFlight}");
+        }
+        builder.Services.AddSingleton(new AcquireAdmission(settings.MaxAcquiresInFlight));
         builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
         AddApi(builder.Services, configuration);
         customize?.Invoke(builder);

@@ -11,6 +11,7 @@ public static class GatewayErrorCodes
     public const string PayloadTooLarge = "PAYLOAD_TOO_LARGE";
     public const string UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE";
     public const string Unavailable = "UNAVAILABLE";
+    public const string Overloaded = "OVERLOADED";
     public const string Internal = "INTERNAL";
 }
 

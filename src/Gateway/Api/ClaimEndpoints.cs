@@ -28,7 +28,7 @@ public static class ClaimEndpoints
             .Produces<ClaimHistoryView>().ProducesErrors(400, 403, 404);
     }
 
-    private static async Task<IResult> Acquire(string key, HttpContext context, IClusterClient client, BrokerMetrics metrics)
+    private static async Task<IResult> Acquire(string key, HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
         var body = await ApiBody.ReadAsync(context, new AcquireBody());
@@ -38,7 +38,7 @@ public static class ClaimEndpoints
         AcquireResult result;
         try
         {
-            result = await ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Acquire(request), context.RequestAborted);
+            result = await admission.RunAsync(() => ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Acquire(request), context.RequestAborted));
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.NotFound && e.Field == "pool")
         {

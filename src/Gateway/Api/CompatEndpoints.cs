@@ -68,7 +68,8 @@ public static class CompatEndpoints
         return track;
     }
 
-    private static async Task<IResult> Allocate(HttpContext context, IClusterClient client, BrokerMetrics metrics, Microsoft.Extensions.Options.IOptions<CompatSettings> settings)
+    private static async Task<IResult> Allocate(HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission,
+        Microsoft.Extensions.Options.IOptions<CompatSettings> settings)
     {
         var track = RequireTrack(context.Request);
         var caller = context.Caller();
@@ -83,7 +84,7 @@ public static class CompatEndpoints
         }
         var request = new AcquireRequest(settings.Value.Pool, caller.Tenant, track, Labels: labels, Actor: caller.TokenId);
         var started = Stopwatch.GetTimestamp();
-        var result = await ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(track).Acquire(request), context.RequestAborted);
+        var result = await admission.RunAsync(() => ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(track).Acquire(request), context.RequestAborted));
         metrics.ObserveAcquire(result.Outcome, ApiRoutes.Elapsed(started));
         context.Response.Headers[ClaimEndpoints.OutcomeHeader] = result.Outcome.ToString().ToLowerInvariant();
         var view = new CompatAllocation(result.Sandbox.SandboxId, result.Sandbox.Name, result.Sandbox.ExternalId,

@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Http.Json;
+using SandboxBroker.Gateway.Api;
+using SandboxBroker.Tests.Infrastructure;
+
+namespace SandboxBroker.Tests.Api;
+
+/// <summary>Admission control: above its in-flight limit the gateway refuses acquires at once instead of queueing them.</summary>
+public sealed class AdmissionTests
+{
+    [Fact]
+    public async Task Acquires_over_the_limit_are_refused_with_503_OVERLOADED_and_admitted_again_once_one_finishes()
+    {
+        var admission = new AcquireAdmission(maxInFlight: 2);
+        var first = new TaskCompletionSource<int>();
+        var second = new TaskCompletionSource<int>();
+        var a = admission.RunAsync(() => first.Task);
+        var b = admission.RunAsync(() => second.Task);
+        Assert.Equal(2, admission.InFlight);
+
+        var refused = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync(() => Task.FromResult(3)));
+        Assert.Equal((503, "OVERLOADED", 1), (refused.Error.Status, refused.Error.Code, refused.Error.RetryAfterSeconds));
+        Assert.Equal(2, admission.InFlight);
+
+        first.SetResult(1);
+        Assert.Equal(1, await a);
+        Assert.Equal(4, await admission.RunAsync(() => Task.FromResult(4)));
+        second.SetException(new InvalidOperationException("the call failed"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => b);
+        Assert.Equal(0, admission.InFlight); // a failed call gives its slot back too
+    }
+
+    [Fact]
+    public async Task A_limit_of_zero_admits_everything()
+    {
+        var admission = new AcquireAdmission(maxInFlight: 0);
+        var held = new TaskCompletionSource<int>();
+        var calls = Enumerable.Range(0, 100).Select(_ => admission.RunAsync(() => held.Task)).ToList();
+        Assert.Equal(100, admission.InFlight);
+        held.SetResult(7);
+        Assert.All(await Task.WhenAll(calls), r => Assert.Equal(7, r));
+    }
+
+    [Fact]
+    public async Task Through_HTTP_a_burst_over_the_limit_gets_201s_and_fast_503s_in_the_error_shape_and_nothing_else()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        await using var gateway = await BrokerGateway.StartAsync(broker, new Dictionary<string, string> { ["Gateway:MaxAcquiresInFlight"] = "1" });
+        var client = gateway.Admin();
+
+        // Cold acquires (the default pool keeps none ready here) take tens of milliseconds each: forty at once overlap.
+        var responses = await Task.WhenAll(Enumerable.Range(0, 40).Select(i =>
+            client.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key(ApiFixture.NewKey("burst"))}", new { })));
+        var created = responses.Count(r => r.StatusCode == HttpStatusCode.Created);
+        var refused = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToList();
+        Assert.True(created >= 1, "some acquires are admitted");
+        Assert.NotEmpty(refused);
+        Assert.Equal(40, created + refused.Count);
+        foreach (var response in refused)
+        {
+            var error = await response.AssertErrorAsync(HttpStatusCode.ServiceUnavailable, "OVERLOADED");
+            Assert.Equal(1, error.GetProperty("retry_after").GetInt32());
+            Assert.Equal("1", response.Headers.GetValues("Retry-After").Single());
+        }
+
+        // The slots come back: one at a time, every acquire is admitted.
+        for (var i = 0; i < 3; i++)
+        {
+            using var next = await client.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key(ApiFixture.NewKey("after"))}", new { });
+            Assert.Equal(HttpStatusCode.Created, next.StatusCode);
+        }
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
+}
