@@ -35,13 +35,14 @@ public sealed class PoolState
 /// keeps answering.
 /// <para>
 /// What the pool stores is a hint the sandboxes can always correct, so only one kind of change must be durable
-/// before the pool acts on it: a new sandbox id, written before its create starts (else a crash would forget a
-/// sandbox being created). Checkouts and status notices change memory and answer at once; a flush every
-/// <see cref="BrokerOptions.PoolFlushInterval"/> writes them together and starts the creates that top the pool
-/// up. A crash before the flush loses nothing that matters: a checked-out id still stored as ready is refused
-/// by its sandbox grain (ready → leased happens once, persisted there) and the claim takes another; a notice
-/// lost is found again by <see cref="Maintain"/>, which asks the sandboxes. (Before this, every checkout waited
-/// for a write of the whole pool state, and the pool capped warm acquires at its write rate.)
+/// before the pool acts on it: a new sandbox id, written before its create starts or before a cold checkout
+/// answers (else a crash would forget a sandbox being created). Warm checkouts and status notices change memory
+/// and answer at once; a flush every <see cref="BrokerOptions.PoolFlushInterval"/> writes them together and
+/// starts the creates that top the pool up. A crash before the flush loses nothing that matters: a checked-out
+/// id still stored as ready is refused by its sandbox grain (ready → leased happens once, persisted there) and
+/// the claim takes another; a notice lost is found again by <see cref="Maintain"/>, which asks the sandboxes.
+/// (Before this, every checkout waited for a write of the whole pool state, and the pool capped warm acquires
+/// at its write rate.)
 /// </para>
 /// <para>
 /// The writes are group-committed: the grain is reentrant, each call changes the state synchronously (before
@@ -130,7 +131,7 @@ public sealed class PoolGrain(
         return config;
     }
 
-    public Task<PoolCheckout> Checkout(string claimKey)
+    public async Task<PoolCheckout> Checkout(string claimKey)
     {
         var config = RequireConfig();
         string id;
@@ -154,8 +155,15 @@ public sealed class PoolGrain(
             throw new BrokerException(ErrorCodes.NoSandboxesAvailable, why) { RetryAfterSeconds = 5 };
         }
         S.CheckedOut[id] = time.GetUtcNow();
-        _dirty = true; // stored by the next flush: the sandbox grain, not this write, keeps the id from going out twice
-        return Task.FromResult(new PoolCheckout(id, warm, config));
+        if (warm)
+        {
+            _dirty = true; // stored by the next flush: the sandbox grain, not this write, keeps the id from going out twice
+            return new PoolCheckout(id, warm, config);
+        }
+        // A new id is about to be created: it is stored first, like the pool's own creates (the fault harness saw a
+        // cold reservation lost with a flush that failed, and its sandbox, created anyway, unknown to the pool).
+        await PersistAsync();
+        return new PoolCheckout(id, warm, config);
     }
 
     public async Task Return(string sandboxId)
