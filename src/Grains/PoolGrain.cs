@@ -122,10 +122,9 @@ public sealed class PoolGrain(
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
             await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
         }
-        foreach (var id in surplus)
-        {
-            await GrainFactory.GetGrain<ISandboxGrain>(id).Discard("pool shrunk");
-        }
+        // In the background: a shrink by thousands must not hold the caller (their ids are already stored as deleting,
+        // and Maintain discards again any that is still ready).
+        _ = DiscardInBackground(surplus, "pool shrunk");
         logger.LogInformation("Pool {Pool} configured: provider {Provider}, min ready {MinReady}, max total {MaxTotal}",
             Name, config.Provider, config.MinReady, config.MaxTotal);
         return config;
@@ -371,6 +370,7 @@ public sealed class PoolGrain(
                 S.CheckedOut.Remove(id);
             }
         }
+        var discard = new List<string>();
         foreach (var id in S.Deleting.ToList())
         {
             var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
@@ -378,20 +378,45 @@ public sealed class PoolGrain(
             {
                 S.Deleting.Remove(id);
             }
+            else if (info?.Status is SandboxStatus.Ready or SandboxStatus.Failed or SandboxStatus.Stale)
+            {
+                discard.Add(id); // taken out of the pool but its discard never arrived (a crash, a failed call)
+            }
         }
         await SaveAndReplenish();
         foreach (var (id, spec) in resume)
         {
             _ = CreateInBackground(id, spec);
         }
+        _ = DiscardInBackground(discard, "left the pool");
     }
 
-    /// <summary>After a shrink, ready sandboxes above the new max total (or far above min ready) leave the pool.</summary>
+    /// <summary>Sends the sandboxes to deletion one after another; a failure is logged (Maintain tries again).</summary>
+    private async Task DiscardInBackground(IReadOnlyList<string> ids, string reason)
+    {
+        foreach (var id in ids)
+        {
+            try
+            {
+                await GrainFactory.GetGrain<ISandboxGrain>(id).Discard(reason);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Pool {Pool} could not discard sandbox {SandboxId}: {Error}", Name, id, e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a shrink below the live count, ready sandboxes leave the pool (newest first) until what is left fits
+    /// the new max total. (They still count while they are deleted, so the loop counts the excess instead of
+    /// re-reading the total; re-reading it took every ready sandbox.)
+    /// </summary>
     private List<string> TakeSurplus()
     {
         var config = S.Config!;
         var surplus = new List<string>();
-        while (S.Ready.Count > 0 && S.Total > config.MaxTotal)
+        for (var excess = S.Total - config.MaxTotal; excess > 0 && S.Ready.Count > 0; excess--)
         {
             var id = S.Ready[^1];
             S.Ready.RemoveAt(S.Ready.Count - 1);

@@ -41,6 +41,22 @@ public sealed class PoolTests
     }
 
     [Fact]
+    public async Task Shrinking_a_pool_answers_at_once_and_deletes_the_surplus_at_the_provider()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var pool = broker.Grains.GetGrain<IPoolGrain>("shrink");
+        await pool.Configure(Config("shrink", minReady: 12, maxTotal: 20, OnEmptyPolicy.Create));
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 12, "the pool has 12 ready sandboxes");
+
+        await pool.Configure(Config("shrink", minReady: 0, maxTotal: 2, OnEmptyPolicy.Create));
+
+        var levels = (await pool.GetStatus()).Levels;
+        Assert.Equal((2, 10), (levels.Ready, levels.Deleting)); // the surplus left the pool before Configure answered
+        await Eventually.TrueAsync(() => broker.ProviderSandboxes().Count == 2, "the provider keeps only the 2 sandboxes the pool still holds");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 2, Deleting: 0, Total: 2 }, "the pool hears the deletions");
+    }
+
+    [Fact]
     public async Task Max_total_is_never_exceeded_under_concurrency()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 2);
