@@ -1,27 +1,39 @@
 namespace SandboxBroker.Gateway.Api;
 
 /// <summary>
-/// Admission control for acquires. At most <see cref="GatewaySettings.MaxAcquiresInFlight"/> acquires of this
-/// gateway wait on the cluster at once; the next one is refused at once with 503 OVERLOADED and Retry-After.
-/// Without it, load above the cluster's capacity queues in the silo until every caller has timed out while the
-/// silo still does the abandoned work, and nothing completes (measured: warm acquires offered at 1,000/s against a
-/// capacity near 120/s completed none within the 10 s client timeout). With it the broker keeps completing at its
-/// capacity, and the callers above it learn so in a millisecond.
+/// Admission control for acquires. At most <see cref="GatewaySettings.MaxAcquiresInFlight"/> claim keys of this
+/// gateway have an acquire waiting on the cluster at once; an acquire for another key is then refused at once with
+/// 503 OVERLOADED and Retry-After. Concurrent acquires of one key count once: they are one grain's work (the first
+/// does it, the rest are answered as repeats right after), so a burst of retries for one key is never refused.
+/// Without the limit, load above the cluster's capacity queues in the silo until every caller has timed out while
+/// the silo still does the abandoned work, and nothing completes (measured: warm acquires offered at 1,000/s
+/// against a capacity near 120/s completed none within the 10 s client timeout). With it the broker keeps
+/// completing at its capacity, and the callers above it learn so in a millisecond.
 /// </summary>
 public sealed class AcquireAdmission(int maxInFlight)
 {
-    private int _inFlight;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, int> _waiting = new(StringComparer.Ordinal);
 
-    /// <summary>Acquires waiting on the cluster now.</summary>
-    public int InFlight => Volatile.Read(ref _inFlight);
-
-    public async Task<T> RunAsync<T>(Func<Task<T>> acquire)
+    /// <summary>Claim keys with an acquire waiting on the cluster now.</summary>
+    public int InFlight
     {
-        if (Interlocked.Increment(ref _inFlight) > maxInFlight && maxInFlight > 0)
+        get
         {
-            Interlocked.Decrement(ref _inFlight);
+            lock (_gate)
+            {
+                return _waiting.Count;
+            }
+        }
+    }
+
+    public async Task<T> RunAsync<T>(string claimKey, Func<Task<T>> acquire)
+    {
+        if (!Enter(claimKey))
+        {
             throw new ApiError(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Overloaded,
-                $"the broker is at capacity ({maxInFlight} acquires in flight on this gateway); retry shortly", RetryAfterSeconds: 1).ToException();
+                $"the broker is at capacity ({maxInFlight} claim keys with an acquire in flight on this gateway); retry shortly",
+                RetryAfterSeconds: 1).ToException();
         }
         try
         {
@@ -29,7 +41,41 @@ public sealed class AcquireAdmission(int maxInFlight)
         }
         finally
         {
-            Interlocked.Decrement(ref _inFlight);
+            Exit(claimKey);
+        }
+    }
+
+    private bool Enter(string claimKey)
+    {
+        lock (_gate)
+        {
+            if (_waiting.TryGetValue(claimKey, out var callers))
+            {
+                _waiting[claimKey] = callers + 1;
+                return true;
+            }
+            if (maxInFlight > 0 && _waiting.Count >= maxInFlight)
+            {
+                return false;
+            }
+            _waiting[claimKey] = 1;
+            return true;
+        }
+    }
+
+    private void Exit(string claimKey)
+    {
+        lock (_gate)
+        {
+            var callers = _waiting[claimKey] - 1;
+            if (callers == 0)
+            {
+                _waiting.Remove(claimKey);
+            }
+            else
+            {
+                _waiting[claimKey] = callers;
+            }
         }
     }
 }

@@ -9,25 +9,40 @@ namespace SandboxBroker.Tests.Api;
 public sealed class AdmissionTests
 {
     [Fact]
-    public async Task Acquires_over_the_limit_are_refused_with_503_OVERLOADED_and_admitted_again_once_one_finishes()
+    public async Task Keys_over_the_limit_are_refused_with_503_OVERLOADED_and_admitted_again_once_one_finishes()
     {
         var admission = new AcquireAdmission(maxInFlight: 2);
         var first = new TaskCompletionSource<int>();
         var second = new TaskCompletionSource<int>();
-        var a = admission.RunAsync(() => first.Task);
-        var b = admission.RunAsync(() => second.Task);
+        var a = admission.RunAsync("k1", () => first.Task);
+        var b = admission.RunAsync("k2", () => second.Task);
         Assert.Equal(2, admission.InFlight);
 
-        var refused = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync(() => Task.FromResult(3)));
+        var refused = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("k3", () => Task.FromResult(3)));
         Assert.Equal((503, "OVERLOADED", 1), (refused.Error.Status, refused.Error.Code, refused.Error.RetryAfterSeconds));
         Assert.Equal(2, admission.InFlight);
 
         first.SetResult(1);
         Assert.Equal(1, await a);
-        Assert.Equal(4, await admission.RunAsync(() => Task.FromResult(4)));
+        Assert.Equal(4, await admission.RunAsync("k3", () => Task.FromResult(4)));
         second.SetException(new InvalidOperationException("the call failed"));
         await Assert.ThrowsAsync<InvalidOperationException>(() => b);
         Assert.Equal(0, admission.InFlight); // a failed call gives its slot back too
+    }
+
+    [Fact]
+    public async Task Concurrent_acquires_of_one_key_take_one_slot_and_are_never_refused()
+    {
+        var admission = new AcquireAdmission(maxInFlight: 1);
+        var held = new TaskCompletionSource<int>();
+        var sameKey = Enumerable.Range(0, 500).Select(_ => admission.RunAsync("track-1", () => held.Task)).ToList();
+        Assert.Equal(1, admission.InFlight);
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("track-2", () => Task.FromResult(0)));
+
+        held.SetResult(9);
+        Assert.All(await Task.WhenAll(sameKey), r => Assert.Equal(9, r));
+        Assert.Equal(0, admission.InFlight);
+        Assert.Equal(5, await admission.RunAsync("track-2", () => Task.FromResult(5)));
     }
 
     [Fact]
@@ -35,7 +50,7 @@ public sealed class AdmissionTests
     {
         var admission = new AcquireAdmission(maxInFlight: 0);
         var held = new TaskCompletionSource<int>();
-        var calls = Enumerable.Range(0, 100).Select(_ => admission.RunAsync(() => held.Task)).ToList();
+        var calls = Enumerable.Range(0, 100).Select(i => admission.RunAsync($"k{i}", () => held.Task)).ToList();
         Assert.Equal(100, admission.InFlight);
         held.SetResult(7);
         Assert.All(await Task.WhenAll(calls), r => Assert.Equal(7, r));
