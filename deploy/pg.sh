@@ -199,6 +199,8 @@ full_page_writes = on
 timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
+# statements per operation for the benchmark (bench/, docs/BENCHMARKS.md)
+shared_preload_libraries = 'pg_stat_statements'
 EOF
 }
 
@@ -281,6 +283,11 @@ cmd_start() {
 
     if port_in_use; then
         die "port $PG_HOST:$PG_PORT is already in use by another process (set BROKER_PG_PORT to use another port)"
+    fi
+    # Clusters initialized before the benchmark counted statements get the setting on their next start.
+    if ! grep -q "^shared_preload_libraries" "$PGDATA_DIR/postgresql.conf"; then
+        printf "\n# statements per operation for the benchmark (bench/, docs/BENCHMARKS.md)\nshared_preload_libraries = 'pg_stat_statements'\n" |
+            as_server tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
     fi
 
     local sockdir

@@ -3,10 +3,10 @@ using Npgsql;
 namespace SandboxBroker.LoadGen;
 
 /// <summary>
-/// Cumulative counters of one database from pg_stat_database and pg_stat_user_tables. PostgreSQL 15 counts
-/// transactions and rows, not statements (that needs pg_stat_statements in shared_preload_libraries, which takes a
-/// server restart): every autocommit statement is one transaction, so transactions per operation is the closest
-/// server-side count of round trips that wrote or read something, and row writes per table show where writes go.
+/// Cumulative counters of one database: statements executed (pg_stat_statements, when the server preloads it, as
+/// deploy/pg.sh's does; null otherwise), transactions and rows (pg_stat_database) and row writes and scans per
+/// table (pg_stat_user_tables). Every autocommit statement is also one transaction, so where statements cannot be
+/// counted, transactions per operation is the closest server-side count of round trips.
 /// </summary>
 public sealed record PostgresCounters(
     string Database,
@@ -17,7 +17,8 @@ public sealed record PostgresCounters(
     long TupInserted,
     long TupUpdated,
     long TupDeleted,
-    IReadOnlyDictionary<string, TableCounters> Tables)
+    IReadOnlyDictionary<string, TableCounters> Tables,
+    long? Statements = null)
 {
     public static async Task<PostgresCounters> ReadAsync(string connectionString, CancellationToken ct)
     {
@@ -47,7 +48,35 @@ public sealed record PostgresCounters(
                 tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
             }
         }
-        return result with { Tables = tables };
+        return result with { Tables = tables, Statements = await TryReadStatementsAsync(connection, ct) };
+    }
+
+    /// <summary>Statements this database has executed, from pg_stat_statements; null when the server does not preload it.</summary>
+    private static async Task<long?> TryReadStatementsAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        await using (var loaded = new NpgsqlCommand("SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'", connection))
+        {
+            if (await loaded.ExecuteScalarAsync(ct) is not true)
+            {
+                return null;
+            }
+        }
+        try
+        {
+            await using (var create = new NpgsqlCommand("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", connection))
+            {
+                await create.ExecuteNonQueryAsync(ct);
+            }
+            await using var count = new NpgsqlCommand("""
+                SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """, connection);
+            return (long)(await count.ExecuteScalarAsync(ct))!;
+        }
+        catch (PostgresException)
+        {
+            return null; // no right to create the extension, or to read other roles' statements
+        }
     }
 
     /// <summary>after − before, divided by <paramref name="ops"/> where it says "per op".</summary>
@@ -68,11 +97,13 @@ public sealed record PostgresCounters(
         var commits = after.XactCommit - before.XactCommit;
         var rollbacks = after.XactRollback - before.XactRollback;
         var written = (after.TupInserted - before.TupInserted) + (after.TupUpdated - before.TupUpdated) + (after.TupDeleted - before.TupDeleted);
+        var statements = after.Statements - before.Statements;
         return new PostgresDelta(
             after.Database, Math.Round(seconds, 1), ops, commits, rollbacks,
             after.TupInserted - before.TupInserted, after.TupUpdated - before.TupUpdated, after.TupDeleted - before.TupDeleted,
             after.TupReturned - before.TupReturned, after.TupFetched - before.TupFetched,
-            Per(commits + rollbacks), Per(written), clientStatements is { } s ? Per(s) : null, tables);
+            Per(commits + rollbacks), Per(written), clientStatements is { } s ? Per(s) : null, tables,
+            statements is { } n ? Per(n) : null);
     }
 }
 
@@ -95,4 +126,5 @@ public sealed record PostgresDelta(
     double TransactionsPerOp,
     double RowWritesPerOp,
     double? ClientStatementsPerOp,
-    IReadOnlyDictionary<string, TableDelta> Tables);
+    IReadOnlyDictionary<string, TableDelta> Tables,
+    double? StatementsPerOp);

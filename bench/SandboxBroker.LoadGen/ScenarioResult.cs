@@ -97,6 +97,10 @@ public sealed record ScenarioResult(
         sb.Append(ErrorCount == 0 ? ", no errors" : $", {ErrorCount} errors ({string.Join(", ", Errors.Select(e => $"{e.Key}={e.Value}"))})");
         if (Postgres is { } pg)
         {
+            if (pg.StatementsPerOp is { } statements)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", {statements:0.00} pg statements/op");
+            }
             sb.Append(CultureInfo.InvariantCulture, $", {pg.TransactionsPerOp:0.00} pg transactions/op, {pg.RowWritesPerOp:0.00} row writes/op");
         }
         if (Goal is { } g)
@@ -116,7 +120,8 @@ public sealed record ScenarioResult(
 }
 
 /// <summary>Broker figures over baseline figures for one scenario (throughput: higher is better; latency and Postgres work: lower is better).</summary>
-public sealed record Ratio(string Label, double? Throughput, double? P50, double? P99, double? TransactionsPerOp, double? RowWritesPerOp)
+public sealed record Ratio(string Label, double? Throughput, double? P50, double? P99, double? TransactionsPerOp, double? RowWritesPerOp,
+    double? StatementsPerOp = null)
 {
     public static Ratio Of(ScenarioResult broker, ScenarioResult baseline)
     {
@@ -126,7 +131,8 @@ public sealed record Ratio(string Label, double? Throughput, double? P50, double
             Div(broker.LatencyMs.P50, baseline.LatencyMs.P50),
             Div(broker.LatencyMs.P99, baseline.LatencyMs.P99),
             Div(broker.Postgres?.TransactionsPerOp, baseline.Postgres?.TransactionsPerOp),
-            Div(broker.Postgres?.RowWritesPerOp, baseline.Postgres?.RowWritesPerOp));
+            Div(broker.Postgres?.RowWritesPerOp, baseline.Postgres?.RowWritesPerOp),
+            Div(broker.Postgres?.StatementsPerOp, baseline.Postgres?.StatementsPerOp));
     }
 }
 
@@ -178,13 +184,14 @@ public static class Tables
     {
         var rows = new List<string[]>
         {
-            new[] { "target", "scenario", "offered/s", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "pg xact/op", "pg row writes/op", "cpu cores used", "cpu µs/op", "target" },
+            new[] { "target", "scenario", "offered/s", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "pg stmt/op", "pg xact/op", "pg row writes/op", "cpu cores used", "cpu µs/op", "target" },
         };
         foreach (var r in results)
         {
             rows.Add([
                 r.Target, r.Label, F(r.RateOffered, "0"), F(r.ThroughputPerSecond, "0"), F(r.LatencyMs.P50), F(r.LatencyMs.P95),
                 F(r.LatencyMs.P99), F(r.LatencyMs.Max), r.ErrorCount == 0 ? "0" : $"{r.ErrorCount} ({string.Join(" ", r.Errors.Select(e => $"{e.Key}={e.Value}"))})",
+                r.Postgres?.StatementsPerOp is { } st ? F(st, "0.00") : "-",
                 r.Postgres is { } p ? F(p.TransactionsPerOp, "0.00") : "-", r.Postgres is { } q ? F(q.RowWritesPerOp, "0.00") : "-",
                 r.Cpu is { } c ? string.Join(" ", c.Cores.Where(k => k.Value >= 0.01).Select(k => $"{k.Key}={k.Value:0.00}")) : "-",
                 r.CpuMicrosPerOp is { } u ? string.Join(" ", u.Where(k => k.Value >= 0.5).Select(k => $"{k.Key}={k.Value:0}")) : "-",
@@ -196,10 +203,10 @@ public static class Tables
 
     public static string Ratios(IEnumerable<Ratio> ratios)
     {
-        var rows = new List<string[]> { new[] { "scenario", "throughput broker/baseline", "p50 broker/baseline", "p99 broker/baseline", "pg xact/op broker/baseline", "pg row writes/op broker/baseline" } };
+        var rows = new List<string[]> { new[] { "scenario", "throughput broker/baseline", "p50 broker/baseline", "p99 broker/baseline", "pg stmt/op broker/baseline", "pg xact/op broker/baseline", "pg row writes/op broker/baseline" } };
         foreach (var r in ratios)
         {
-            rows.Add([r.Label, X(r.Throughput), X(r.P50), X(r.P99), X(r.TransactionsPerOp), X(r.RowWritesPerOp)]);
+            rows.Add([r.Label, X(r.Throughput), X(r.P50), X(r.P99), X(r.StatementsPerOp), X(r.TransactionsPerOp), X(r.RowWritesPerOp)]);
         }
         return Markdown(rows);
     }
