@@ -101,7 +101,17 @@ public sealed class PoolGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _flushTimer?.Dispose();
-        await Flush();
+        if (_dirty && !_dropped)
+        {
+            try
+            {
+                await PersistAsync(); // stored, but no new creates from an activation on its way out
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Pool {Pool} could not store its state on deactivation: {Error}", Name, e.Message);
+            }
+        }
     }
 
     public Task<PoolConfig> GetConfig() => Task.FromResult(RequireConfig());
