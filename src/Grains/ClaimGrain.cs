@@ -55,17 +55,12 @@ public sealed class ClaimGrain(
     public async Task<AcquireResult> Acquire(AcquireRequest request)
     {
         LeaseRules.ValidateRequest(request);
-        await ExpireIfDue();
         EnsureTenant(request.Tenant);
-        if (S.Active is { } active)
+        if (await CurrentLease() is { } active)
         {
-            var sandbox = await ConfirmSandbox(active);
-            if (sandbox is not null)
-            {
-                return new AcquireResult(active, AcquireOutcome.Repeat, sandbox);
-            }
-            // The sandbox was lost (stale, or taken while this grain was down): the lease has ended; lease anew.
+            return new AcquireResult(active, AcquireOutcome.Repeat, _sandbox!);
         }
+        // None, or its sandbox was lost (stale, or taken while this grain was down) and the lease has ended: lease anew.
         return await LeaseNew(request);
     }
 

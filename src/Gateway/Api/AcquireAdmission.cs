@@ -27,6 +27,10 @@ public sealed class AcquireAdmission(int maxInFlight)
         }
     }
 
+    /// <summary>How every acquire through the REST API reaches the cluster: admitted, then retried on a concurrent update.</summary>
+    public Task<AcquireResult> AcquireAsync(IClusterClient client, string claimKey, AcquireRequest request, CancellationToken ct) =>
+        RunAsync(claimKey, () => ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Acquire(request), ct));
+
     public async Task<T> RunAsync<T>(string claimKey, Func<Task<T>> acquire)
     {
         if (!Enter(claimKey))

@@ -38,7 +38,7 @@ public static class ClaimEndpoints
         AcquireResult result;
         try
         {
-            result = await admission.RunAsync(claimKey, () => ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Acquire(request), context.RequestAborted));
+            result = await admission.AcquireAsync(client, claimKey, request, context.RequestAborted);
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.NotFound && e.Field == "pool")
         {

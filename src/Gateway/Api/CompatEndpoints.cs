@@ -84,7 +84,7 @@ public static class CompatEndpoints
         }
         var request = new AcquireRequest(settings.Value.Pool, caller.Tenant, track, Labels: labels, Actor: caller.TokenId);
         var started = Stopwatch.GetTimestamp();
-        var result = await admission.RunAsync(track, () => ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(track).Acquire(request), context.RequestAborted));
+        var result = await admission.AcquireAsync(client, track, request, context.RequestAborted);
         metrics.ObserveAcquire(result.Outcome, ApiRoutes.Elapsed(started));
         context.Response.Headers[ClaimEndpoints.OutcomeHeader] = result.Outcome.ToString().ToLowerInvariant();
         var view = new CompatAllocation(result.Sandbox.SandboxId, result.Sandbox.Name, result.Sandbox.ExternalId,
