@@ -26,6 +26,16 @@ public sealed class PoolState
     [Id(4)] public HashSet<string> Deleting { get; set; } = new(StringComparer.Ordinal);
 
     public int Total => Ready.Count + Provisioning.Count + CheckedOut.Count + Deleting.Count;
+
+    /// <summary>A copy sharing no collection with this one (the configuration is an immutable record).</summary>
+    public PoolState Snapshot() => new()
+    {
+        Config = Config,
+        Ready = [.. Ready],
+        Provisioning = new(Provisioning, StringComparer.Ordinal),
+        CheckedOut = new(CheckedOut, StringComparer.Ordinal),
+        Deleting = new(Deleting, StringComparer.Ordinal),
+    };
 }
 
 /// <summary>
@@ -47,7 +57,10 @@ public sealed class PoolState
 /// <para>
 /// The writes are group-committed: the grain is reentrant, each call changes the state synchronously (before
 /// its first await) and a caller that needs durability waits for a write that starts after its change. One
-/// write is in flight at a time; the calls that arrive meanwhile share the next one.
+/// write is in flight at a time; the calls that arrive meanwhile share the next one. A write stores a snapshot,
+/// never the live state: the storage provider serializes after its own awaits, off the grain's turn, while the
+/// next calls already change the live state (serializing that raced them: "collection was modified", or worse a
+/// torn write, an id moving from provisioning to ready stored in neither).
 /// </para>
 /// </summary>
 [Reentrant]
@@ -64,7 +77,10 @@ public sealed class PoolGrain(
     private static readonly TimeSpan Grace = TimeSpan.FromMinutes(2);
 
     private string Name => this.GetPrimaryKeyString();
-    private PoolState S => state.State;
+
+    /// <summary>The live state; <c>state.State</c> holds only the snapshot being (or last) written.</summary>
+    private PoolState _live = new();
+    private PoolState S => _live;
 
     /// <summary>The callers waiting for the next write (it includes every change made before it starts).</summary>
     private TaskCompletionSource? _nextWrite;
@@ -82,10 +98,11 @@ public sealed class PoolGrain(
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        _live = state.State.Snapshot();
         if (S.Config is null && options.Value.ConfiguredPools.Contains(Name))
         {
             S.Config = options.Value.PoolConfigFor(Name);
-            await state.WriteOrReloadAsync(this, cancellationToken);
+            await PersistAsync();
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
         }
         _flushTimer = this.RegisterGrainTimer(static (self, _) => self.Flush(), this,
@@ -298,6 +315,7 @@ public sealed class PoolGrain(
             _dirty = false; // this write stores every change made so far
             try
             {
+                state.State = _live.Snapshot();
                 await state.WriteOrReloadAsync(this);
                 batch.SetResult();
             }

@@ -26,6 +26,33 @@ public sealed class PoolTests
         Assert.Contains("warm", await broker.Grains.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).List());
     }
 
+    /// <summary>
+    /// Found by the benchmark ("collection was modified" from the storage provider): the pool handed its live state to
+    /// the write while warm checkouts and status notices, interleaving, kept changing it; the provider serializes after
+    /// its own awaits, so a write could store an id in two lists or in none. Now each write stores a snapshot.
+    /// </summary>
+    [Fact]
+    public async Task Checkouts_while_the_pool_is_being_written_never_change_what_the_write_stores()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            [WriteWatch.DelaySetting] = "00:00:00.030", // each write waits this long before the real one: a wide window
+            ["Broker:PoolFlushInterval"] = "00:00:00.010",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("busy");
+        await pool.Configure(Config("busy", minReady: 30, maxTotal: 200, OnEmptyPolicy.Fail) with { MaxConcurrentCreates = 30 });
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 30, "the pool has 30 ready sandboxes");
+
+        var acquired = await Task.WhenAll(Enumerable.Range(0, 30).Select(i =>
+            broker.Grains.GetGrain<IClaimGrain>($"track:busy/{i}").Acquire(new AcquireRequest("busy", "t", $"o{i}"))));
+        Assert.Equal(30, acquired.Select(a => a.Sandbox.SandboxId).Distinct().Count());
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 30, Leased: 30, Provisioning: 0 }, "the pool tops back up");
+
+        var watch = broker.SiloService<WriteWatch>();
+        Assert.True(watch.Writes.GetValueOrDefault("pool") >= 3, $"the pool was written {watch.Writes.GetValueOrDefault("pool")} times");
+        Assert.True(watch.ChangedDuringWrite.IsEmpty, $"{watch.ChangedDuringWrite.Count} writes changed under the provider; first: {watch.ChangedDuringWrite.FirstOrDefault()?[..Math.Min(800, watch.ChangedDuringWrite.First().Length)]}");
+    }
+
     [Fact]
     public async Task With_the_fail_policy_an_empty_pool_says_no_sandboxes_available()
     {

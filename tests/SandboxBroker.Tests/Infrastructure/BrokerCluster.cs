@@ -61,6 +61,7 @@ public sealed class BrokerCluster : IAsyncDisposable
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         builder.AddSiloBuilderConfigurator<FlakyProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<CrashingProvider.Configurator>();
+        builder.AddSiloBuilderConfigurator<WriteWatch.Configurator>();
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();
