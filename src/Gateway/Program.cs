@@ -43,7 +43,7 @@ public static class Program
         builder.Configuration.AddEnvironmentVariables("BROKER_");
         var configuration = builder.Configuration;
         var settings = configuration.GetSection(GatewaySettings.Section).Get<GatewaySettings>() ?? new GatewaySettings();
-        var connectionString = PostgresOptions.Resolve(configuration);
+        var connectionString = PostgresConnection.Tuned(PostgresOptions.Resolve(configuration));
         if (settings.Urls is { Length: > 0 } urls)
         {
             EnsureUrlsFree(urls);

@@ -15,6 +15,7 @@ public static class SiloConfiguration
 
     public static void Configure(ISiloBuilder silo, IConfiguration configuration, string connectionString, bool configureEndpoints = true)
     {
+        connectionString = Storage.PostgresConnection.Tuned(connectionString);
         var settings = configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
         silo.Configure<ClusterOptions>(o =>
         {
