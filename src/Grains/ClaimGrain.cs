@@ -15,6 +15,12 @@ public sealed class ClaimState
     /// <summary>Ended leases, newest first, bounded by count and retention.</summary>
     [Id(2)] public List<Lease> History { get; set; } = [];
     [Id(3)] public long LeaseCount { get; set; }
+    /// <summary>
+    /// Sandboxes of ended leases whose release did not go through (the sandbox's silo was away, or the answer was
+    /// lost): each may still be leased to this key with nobody holding it. Retried by the reminder until the sandbox
+    /// answers, so it is deleted within a lease-check period instead of at the next reconcile.
+    /// </summary>
+    [Id(4)] public List<string> Unreleased { get; set; } = [];
 }
 
 /// <summary>
@@ -56,6 +62,7 @@ public sealed class ClaimGrain(
     {
         LeaseRules.ValidateRequest(request);
         EnsureTenant(request.Tenant);
+        await RetryUnreleased();
         if (await CurrentLease() is { } active)
         {
             return new AcquireResult(active, AcquireOutcome.Repeat, _sandbox!);
@@ -136,9 +143,10 @@ public sealed class ClaimGrain(
             return;
         }
         await ExpireIfDue();
+        await RetryUnreleased();
         var now = time.GetUtcNow();
         var pruned = LeaseRules.Prune(S.History, Options.HistoryLimit, Options.HistoryRetention, now);
-        if (S.Active is null && pruned.Count == 0)
+        if (S.Active is null && pruned.Count == 0 && S.Unreleased.Count == 0)
         {
             // Nothing left to remember: the row goes, and re-acquiring the key starts afresh.
             await state.ClearStateAsync();
@@ -302,8 +310,13 @@ public sealed class ClaimGrain(
         _deadlineTimer?.Dispose();
         _deadlineTimer = null;
         await Journal(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
-        // Best effort, each on its own: a failure here leaves work the reconciler and the owner's check finish.
-        await Try(() => GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Release(Key, reason), "release sandbox");
+        // Best effort, each on its own: a failure here leaves work the reminder (the sandbox), the reconciler and the
+        // owner's check finish. The sandbox may well be leased to this key (the call that leased it failed only on its
+        // way back, as its silo stopped): it is remembered, so it does not stay leased with nobody holding it.
+        if (!await TryRelease(active.SandboxId, reason))
+        {
+            await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
+        }
         if (CountsOwner(active.Owner))
         {
             await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
@@ -314,6 +327,43 @@ public sealed class ClaimGrain(
         }
         await PlanReminder();
         return ended;
+    }
+
+    /// <summary>Asks the sandbox to end this key's lease; false when it could not be asked (not a broker's answer).</summary>
+    private async Task<bool> TryRelease(string sandboxId, string reason)
+    {
+        try
+        {
+            await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Key, reason);
+            return true;
+        }
+        catch (Exception e) when (e is not BrokerException)
+        {
+            logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the reminder tries again", Key, sandboxId);
+            return false;
+        }
+    }
+
+    /// <summary>Releases again the sandboxes whose release did not go through; forgets those the sandbox answered for.</summary>
+    private async Task RetryUnreleased()
+    {
+        if (S.Unreleased.Count == 0)
+        {
+            return;
+        }
+        var answered = new List<string>();
+        foreach (var id in S.Unreleased.Where(id => id != S.Active?.SandboxId))
+        {
+            if (await TryRelease(id, "released again: the first release did not reach the sandbox"))
+            {
+                answered.Add(id);
+            }
+        }
+        if (answered.Count > 0)
+        {
+            await Save(() => S.Unreleased = S.Unreleased.Except(answered).ToList());
+            await PlanReminder();
+        }
     }
 
     private bool CountsOwner(string owner) => owner != Key;
@@ -351,7 +401,7 @@ public sealed class ClaimGrain(
     /// </summary>
     private async Task Save(Action change)
     {
-        var (tenant, active, history, count) = (S.Tenant, S.Active, S.History, S.LeaseCount);
+        var (tenant, active, history, count, unreleased) = (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased);
         change();
         try
         {
@@ -359,7 +409,7 @@ public sealed class ClaimGrain(
         }
         catch (Exception e)
         {
-            (S.Tenant, S.Active, S.History, S.LeaseCount) = (tenant, active, history, count);
+            (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased) = (tenant, active, history, count, unreleased);
             if (e is InconsistentStateException)
             {
                 logger.LogWarning("Claim {ClaimKey}: another activation wrote first; deactivating this one", Key);
@@ -371,7 +421,8 @@ public sealed class ClaimGrain(
 
     /// <summary>
     /// One reminder per key while there is something to do: checks an active lease every LeaseCheckPeriod
-    /// from its deadline on, or prunes history when its oldest entry passes retention. None otherwise.
+    /// from its deadline on, or prunes history when its oldest entry passes retention, and releases again every
+    /// LeaseCheckPeriod a sandbox whose release did not go through. None otherwise.
     /// </summary>
     private async Task PlanReminder()
     {
@@ -387,6 +438,11 @@ public sealed class ClaimGrain(
             var oldest = S.History.Min(l => l.EndedAt ?? now);
             var due = oldest + Options.HistoryRetention - now;
             plan = (due > TimeSpan.Zero ? due : TimeSpan.Zero, Options.HistoryRetention);
+        }
+        if (S.Unreleased.Count > 0)
+        {
+            var soon = Options.LeaseCheckPeriod;
+            plan = (plan is { } planned && planned.Due < soon ? planned.Due : soon, soon);
         }
         if (plan == _reminderPlan && plan is not null)
         {

@@ -43,8 +43,9 @@ public sealed class FaultTests
         }
 
         // Every sandbox at the provider is leased by a claim that holds it, ready in a pool, or being deleted.
-        await Eventually.TrueAsync(async () =>
+        await Eventually.NoProblemAsync(async () =>
         {
+            var unowned = new List<string>();
             foreach (var id in broker.ProviderSandboxes())
             {
                 var info = await broker.Grains.GetGrain<ISandboxGrain>(id).Get();
@@ -56,16 +57,34 @@ public sealed class FaultTests
                 };
                 if (!owned)
                 {
-                    return false;
+                    var leases = info?.ClaimKey is { } k
+                        ? string.Join(" | ", (await broker.Grains.GetGrain<IClaimGrain>(k).History()).Select(l => $"#{l.Number} {l.SandboxId} {l.Status} {l.EndReason}"))
+                        : "";
+                    unowned.Add($"{id} ({info?.Status.ToString() ?? "no record"}{(info?.ClaimKey is { } key ? $", leased to {key}; the key's leases: {leases}" : "")})");
                 }
             }
-            return true;
+            return unowned.Count == 0 ? null : string.Join("; ", unowned);
         }, "every provider sandbox has a live owner or a pending deletion");
         var leased = 0;
         foreach (var id in broker.ProviderSandboxes())
         {
             leased += (await broker.Grains.GetGrain<ISandboxGrain>(id).Get())?.Status == SandboxStatus.Leased ? 1 : 0;
         }
-        Assert.Equal(keys.Count, leased);
+        if (leased != keys.Count)
+        {
+            var why = new List<string>();
+            foreach (var key in keys)
+            {
+                var leases = await broker.Grains.GetGrain<IClaimGrain>(key).History();
+                var current = leases.FirstOrDefault(l => l.Status == LeaseStatus.Active);
+                var status = current is null ? null : (await broker.Grains.GetGrain<ISandboxGrain>(current.SandboxId).Get())?.Status;
+                if (status != SandboxStatus.Leased)
+                {
+                    why.Add($"{key}: sandbox {current?.SandboxId ?? "none"} is {status?.ToString() ?? "unknown"}; leases: " +
+                        string.Join(" | ", leases.Select(l => $"#{l.Number} {l.SandboxId} {l.Status} {l.EndReason}")));
+                }
+            }
+            Assert.Fail($"{leased} provider sandboxes leased for {keys.Count} keys; {string.Join("; ", why)}");
+        }
     }
 }

@@ -36,6 +36,38 @@ public sealed class LeaseStepFailureTests
     }
 
     /// <summary>
+    /// Found by FaultTests under load (a silo stopped during a storm of acquires): the sandbox call that leased the
+    /// sandbox ran but its answer was lost, so the claim ended the lease; the release it then sent failed too (the same
+    /// silo going away). The sandbox stayed leased to the key with nobody holding it, billing until the next reconcile
+    /// (10 minutes). Now the claim remembers the sandbox and its reminder releases it again.
+    /// </summary>
+    [Fact]
+    public async Task A_sandbox_whose_release_fails_after_its_lease_answer_was_lost_is_released_again_by_the_claim()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:default:MinReady"] = "1",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("default");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= 1, "the pool has a ready sandbox");
+        var faults = broker.SiloService<CallFaults>();
+        faults.FailNext("ISandboxGrain.Lease", afterRunning: true);
+        faults.FailNext("ISandboxGrain.Release");
+        var claim = broker.Grains.GetGrain<IClaimGrain>("github:octo/lost#1");
+
+        await Assert.ThrowsAnyAsync<Exception>(() => claim.Acquire(new AcquireRequest("default", "t", "o")));
+
+        var ended = Assert.Single(await claim.History());
+        Assert.Equal(LeaseStatus.Released, ended.Status);
+        var sandbox = broker.Grains.GetGrain<ISandboxGrain>(ended.SandboxId);
+        await Eventually.TrueAsync(async () => (await sandbox.Get())?.Status is SandboxStatus.Deleting or SandboxStatus.Deleted,
+            "the sandbox leased to nobody is released and deleted");
+        Assert.False(await claim.Owns(ended.SandboxId));
+        var again = await claim.Acquire(new AcquireRequest("default", "t", "o"));
+        Assert.NotEqual(ended.SandboxId, again.Sandbox.SandboxId);
+    }
+
+    /// <summary>
     /// Found by the process fault harness: the claim's silo died after the lease was persisted and before the sandbox
     /// was leased; on the next activation a touch answered the lease, naming a warm sandbox still ready in the pool's
     /// hands (anyone's to take). Now every answer that names the sandbox first leases it to the key (or ends the lease).

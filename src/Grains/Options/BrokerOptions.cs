@@ -14,7 +14,10 @@ public sealed class BrokerOptions
     /// <summary>Ended leases older than this are pruned.</summary>
     public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>How often an active lease's reminder checks for expiry (the durable backstop; calls check too).</summary>
+    /// <summary>
+    /// How often an active lease's reminder checks for expiry (the durable backstop; calls check too); also how often a claim
+    /// sends again a release that did not reach its sandbox.
+    /// </summary>
     public TimeSpan LeaseCheckPeriod { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Concurrently active leases per owner (tenant/owner).</summary>

@@ -62,6 +62,7 @@ public sealed class BrokerCluster : IAsyncDisposable
         builder.AddSiloBuilderConfigurator<FlakyProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<CrashingProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<WriteWatch.Configurator>();
+        builder.AddSiloBuilderConfigurator<CallFaults.Configurator>();
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         var cluster = builder.Build();
         await cluster.DeployAsync();
