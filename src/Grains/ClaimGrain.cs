@@ -238,7 +238,10 @@ public sealed class ClaimGrain(
                     // error): the sandbox may never have been created. The lease must not stay active naming it; end it as for a provider
                     // failure, then hand back what was taken (a sandbox leased meanwhile is released by EndActive).
                     logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
-                    await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}"), "end the lease");
+                    // The sandbox may have been leased all the same (only the answer was lost): it is remembered as unreleased
+                    // in the write that ends the lease, so whichever activation comes next releases it (another write could
+                    // lose to that activation's and be forgotten, leaving the sandbox leased to nobody).
+                    await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}", releaseUncertain: true), "end the lease");
                     await Try(() => checkout.Warm ? pool.Return(checkout.SandboxId) : GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId).Discard("the acquire that reserved it failed"),
                         "give back the sandbox");
                     throw;
@@ -275,7 +278,13 @@ public sealed class ClaimGrain(
         }
         try
         {
-            _sandbox = await GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Lease(LeaseRequestFor(active));
+            var sandbox = await GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Lease(LeaseRequestFor(active));
+            // Stamped with a write: an activation that confirms a lease must be the one that stores it. During a membership
+            // change two activations can briefly coexist; if the other one ends this lease (its own lease call's answer
+            // lost), one of the two writes fails on the ETag, instead of this one answering a lease whose sandbox the other
+            // is deleting. (FaultTests saw an active lease naming a deleted sandbox.) Once per activation, never on LeaseNew.
+            await Save(() => { });
+            _sandbox = sandbox;
             return _sandbox;
         }
         catch (BrokerException e) when (e.Code is ErrorCodes.Conflict or ErrorCodes.NotFound)
@@ -296,7 +305,9 @@ public sealed class ClaimGrain(
     }
 
     /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the owner's count drops.</summary>
-    private async Task<Lease> EndActive(LeaseStatus status, string reason)
+    /// <param name="releaseUncertain">The sandbox may be leased to this key without an answer having said so: it is
+    /// recorded as unreleased in the same write that ends the lease, and forgotten once its release goes through.</param>
+    private async Task<Lease> EndActive(LeaseStatus status, string reason, bool releaseUncertain = false)
     {
         var active = S.Active!;
         var now = time.GetUtcNow();
@@ -305,6 +316,10 @@ public sealed class ClaimGrain(
         {
             S.Active = null;
             S.History = LeaseRules.Prune([ended, .. S.History], Options.HistoryLimit, Options.HistoryRetention, now);
+            if (releaseUncertain)
+            {
+                S.Unreleased = [.. S.Unreleased, active.SandboxId];
+            }
         });
         _sandbox = null;
         _deadlineTimer?.Dispose();
@@ -313,7 +328,12 @@ public sealed class ClaimGrain(
         // Best effort, each on its own: a failure here leaves work the reminder (the sandbox), the reconciler and the
         // owner's check finish. The sandbox may well be leased to this key (the call that leased it failed only on its
         // way back, as its silo stopped): it is remembered, so it does not stay leased with nobody holding it.
-        if (!await TryRelease(active.SandboxId, reason))
+        var released = await TryRelease(active.SandboxId, reason);
+        if (released && releaseUncertain)
+        {
+            await Try(() => Save(() => S.Unreleased = S.Unreleased.Where(id => id != active.SandboxId).ToList()), "forget the released sandbox");
+        }
+        else if (!released && !releaseUncertain)
         {
             await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
         }
