@@ -349,7 +349,10 @@ public sealed class ClaimGrain(
         return ended;
     }
 
-    /// <summary>Asks the sandbox to end this key's lease; false when it could not be asked (not a broker's answer).</summary>
+    /// <summary>
+    /// Asks the sandbox to end this key's lease; false when it could not be asked. A broker error is the sandbox's answer
+    /// (nothing to retry) and is only logged, as every step after the lease's end is best effort.
+    /// </summary>
     private async Task<bool> TryRelease(string sandboxId, string reason)
     {
         try
@@ -357,7 +360,12 @@ public sealed class ClaimGrain(
             await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Key, reason);
             return true;
         }
-        catch (Exception e) when (e is not BrokerException)
+        catch (BrokerException e)
+        {
+            logger.LogWarning(e, "Claim {ClaimKey}: sandbox {SandboxId} refused the release", Key, sandboxId);
+            return true;
+        }
+        catch (Exception e)
         {
             logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the reminder tries again", Key, sandboxId);
             return false;
