@@ -45,6 +45,13 @@ public interface IClaimGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<bool> HasActiveLease();
 
+    /// <summary>
+    /// The deadline sweep's call, when the claim's wake time has passed: ends a lease past its deadline, releases again
+    /// a sandbox whose release did not go through, prunes history and forgets a key with nothing left. Idempotent.
+    /// </summary>
+    [Alias("Wake")]
+    Task Wake();
+
     /// <summary>The sandbox behind the active lease is gone (stale or failed): the lease ends, the next acquire gets a new one.</summary>
     [Alias("SandboxLost")]
     [OneWay]

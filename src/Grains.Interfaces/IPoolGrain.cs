@@ -28,7 +28,7 @@ public interface IPoolGrain : IGrainWithStringKey
     [Alias("Return")]
     Task Return(string sandboxId);
 
-    /// <summary>A sandbox of this pool changed status (sent by the sandbox grain).</summary>
+    /// <summary>A sandbox of this pool moved from one status to another (sent by the sandbox grain after it stored the change).</summary>
     [Alias("OnSandboxStatus")]
-    Task OnSandboxStatus(string sandboxId, SandboxStatus status);
+    Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to);
 }

@@ -15,7 +15,7 @@ public interface ISandboxGrain : IGrainWithStringKey
     [Alias("Lease")]
     Task<SandboxInfo> Lease(SandboxLeaseRequest request);
 
-    /// <summary>The claim lets go: leased → releasing → deleting; deletion retries until the provider confirms. Idempotent.</summary>
+    /// <summary>The claim lets go: leased → deleting; deletion retries until the provider confirms. Idempotent.</summary>
     [Alias("Release")]
     Task Release(string claimKey, string reason);
 
@@ -29,6 +29,10 @@ public interface ISandboxGrain : IGrainWithStringKey
     /// </summary>
     [Alias("ResumeProvisioning")]
     Task<SandboxInfo?> ResumeProvisioning();
+
+    /// <summary>The deletion sweep's call, when the sandbox's wake time has passed: tries a pending deletion again. Idempotent.</summary>
+    [Alias("Wake")]
+    Task Wake();
 
     /// <summary>The provider no longer has this sandbox.</summary>
     [Alias("MarkStale")]

@@ -10,7 +10,8 @@ public static class SandboxLifecycle
     {
         [SandboxStatus.Provisioning] = [SandboxStatus.Ready, SandboxStatus.Failed, SandboxStatus.Deleting],
         [SandboxStatus.Ready] = [SandboxStatus.Leased, SandboxStatus.Deleting, SandboxStatus.Stale, SandboxStatus.Failed],
-        [SandboxStatus.Leased] = [SandboxStatus.Releasing, SandboxStatus.Stale, SandboxStatus.Failed],
+        // Releasing is no longer entered (a release goes straight to deleting); records written before still leave it.
+        [SandboxStatus.Leased] = [SandboxStatus.Deleting, SandboxStatus.Stale, SandboxStatus.Failed],
         [SandboxStatus.Releasing] = [SandboxStatus.Deleting],
         [SandboxStatus.Deleting] = [SandboxStatus.Deleted, SandboxStatus.Stale],
         [SandboxStatus.Failed] = [SandboxStatus.Deleting],
@@ -30,7 +31,18 @@ public static class SandboxLifecycle
     }
 
     /// <summary>Live sandboxes exist (or may exist) at the provider and count against a pool's max total.</summary>
-    public static bool IsLive(SandboxStatus status) => status is not (SandboxStatus.Deleted or SandboxStatus.Stale);
+    public static IReadOnlyList<SandboxStatus> Live { get; } =
+        [SandboxStatus.Provisioning, SandboxStatus.Ready, SandboxStatus.Leased, SandboxStatus.Releasing, SandboxStatus.Deleting, SandboxStatus.Failed];
+
+    /// <summary>Sandboxes on their way out: no claim holds them and a deletion is (or is about to be) under way.</summary>
+    public static IReadOnlyList<SandboxStatus> PendingDeletion { get; } = [SandboxStatus.Releasing, SandboxStatus.Deleting];
+
+    public static bool IsLive(SandboxStatus status) => Live.Contains(status);
+
+    public static bool IsPendingDeletion(SandboxStatus status) => PendingDeletion.Contains(status);
+
+    /// <summary>The names of <paramref name="statuses"/> as the index stores them.</summary>
+    public static string[] Format(IEnumerable<SandboxStatus> statuses) => statuses.Select(Format).ToArray();
 
     public static string Format(SandboxStatus status) => status.ToString().ToLowerInvariant();
 

@@ -15,7 +15,7 @@ namespace SandboxBroker.Grains;
 
 public static class BrokerServices
 {
-    /// <summary>Everything the grains need on a silo: options, the clock, providers, the Postgres journal and index.</summary>
+    /// <summary>Everything the grains need on a silo: options, the clock, providers, the Postgres index.</summary>
     public static IServiceCollection AddBrokerGrainServices(this IServiceCollection services, IConfiguration configuration, string connectionString)
     {
         services.Configure<BrokerOptions>(configuration.GetSection(BrokerOptions.Section));
@@ -25,9 +25,6 @@ public static class BrokerServices
         services.AddSingleton(_ => PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-silo"));
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<BrokerIndex>();
-        services.AddSingleton<PostgresBrokerJournal>();
-        services.AddSingleton<IBrokerJournal>(sp => sp.GetRequiredService<PostgresBrokerJournal>());
-        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<PostgresBrokerJournal>());
 
         services.AddSingleton<ISandboxProvider, LocalSandboxProvider>();
         services.AddConfiguredProviders(configuration);

@@ -6,43 +6,24 @@ using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
 
-[GenerateSerializer]
-public sealed class ClaimState
-{
-    /// <summary>The tenant the key belongs to (set by its first lease); other tenants are refused.</summary>
-    [Id(0)] public string? Tenant { get; set; }
-    [Id(1)] public Lease? Active { get; set; }
-    /// <summary>Ended leases, newest first, bounded by count and retention.</summary>
-    [Id(2)] public List<Lease> History { get; set; } = [];
-    [Id(3)] public long LeaseCount { get; set; }
-    /// <summary>
-    /// Sandboxes of ended leases whose release did not go through (the sandbox's silo was away, or the answer was
-    /// lost): each may still be leased to this key with nobody holding it. Retried by the reminder until the sandbox
-    /// answers, so it is deleted within a lease-check period instead of at the next reconcile.
-    /// </summary>
-    [Id(4)] public List<string> Unreleased { get; set; } = [];
-}
-
 /// <summary>
 /// One claim key. A single activation serializes check-and-create: the sandbox id is decided here and
 /// persisted (ETag-guarded) before it is returned. A write that loses to another activation (a stale
 /// ETag during a membership change) gives back what it took and deactivates; the caller's retry reaches
-/// the winner. Leases end by themselves: every call checks the deadline, a timer fires at it, and a
-/// reminder is the durable backstop. Ended leases become bounded history, pruned after a retention period.
+/// the winner. Leases end by themselves: every call checks the deadline, a timer fires at it while the activation
+/// lives, and the deadline sweep (<see cref="SweeperGrain"/>) wakes the claim by the wake time its index row carries
+/// when it does not (its silo died). No reminder per lease. Ended leases become bounded history, pruned after a
+/// retention period.
 /// </summary>
 public sealed class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
-    IBrokerJournal journal,
     IOptions<BrokerOptions> options,
     TimeProvider time,
-    ILogger<ClaimGrain> logger) : Grain, IClaimGrain, IRemindable
+    ILogger<ClaimGrain> logger) : Grain, IClaimGrain
 {
-    private const string Reminder = "claim";
-
     private IGrainTimer? _deadlineTimer;
     /// <summary>The active lease's sandbox as last seen; null until confirmed in this activation.</summary>
     private SandboxInfo? _sandbox;
-    private (TimeSpan Due, TimeSpan Period)? _reminderPlan;
 
     private string Key => this.GetPrimaryKeyString();
     private ClaimState S => state.State;
@@ -82,9 +63,12 @@ public sealed class ClaimGrain(
         EnsureTenant(tenant);
         var lease = await RequireActive();
         var updated = lease with { LastActivityAt = time.GetUtcNow() };
-        await Save(() => S.Active = updated);
+        await Save(() =>
+        {
+            S.Active = updated;
+            Audit("lease.touched", updated, updated.Status);
+        });
         ArmDeadlineTimer();
-        await Journal("lease.touched", updated, updated.Status);
         return updated;
     }
 
@@ -101,9 +85,12 @@ public sealed class ClaimGrain(
         LeaseRules.EffectiveTtl(ttl, pool);
         var expiresAt = now + ttl > lease.ExpiresAt ? now + ttl : lease.ExpiresAt;
         var updated = lease with { ExpiresAt = expiresAt, LastActivityAt = now };
-        await Save(() => S.Active = updated);
+        await Save(() =>
+        {
+            S.Active = updated;
+            Audit("lease.extended", updated, updated.Status);
+        });
         ArmDeadlineTimer();
-        await Journal("lease.extended", updated, updated.Status);
         return updated;
     }
 
@@ -136,29 +123,26 @@ public sealed class ClaimGrain(
         }
     }
 
-    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    public async Task Wake()
     {
-        if (reminderName != Reminder)
-        {
-            return;
-        }
         await ExpireIfDue();
         await RetryUnreleased();
         var now = time.GetUtcNow();
         var pruned = LeaseRules.Prune(S.History, Options.HistoryLimit, Options.HistoryRetention, now);
         if (S.Active is null && pruned.Count == 0 && S.Unreleased.Count == 0)
         {
-            // Nothing left to remember: the row goes, and re-acquiring the key starts afresh.
-            await state.ClearStateAsync();
-            await PlanReminder();
+            // Nothing left to remember: the row and its index row go, and re-acquiring the key starts afresh.
+            if (state.RecordExists)
+            {
+                await state.ClearStateAsync();
+            }
             DeactivateOnIdle();
             return;
         }
-        if (pruned.Count != S.History.Count)
+        if (pruned.Count != S.History.Count || S.WakeAt is { } wake && wake <= now)
         {
-            await Save(() => S.History = pruned);
+            await Save(() => S.History = pruned); // also moves the wake time on
         }
-        await PlanReminder();
     }
 
     private async Task<AcquireResult> LeaseNew(AcquireRequest request)
@@ -198,6 +182,7 @@ public sealed class ClaimGrain(
                         S.Active = lease;
                         S.Tenant = request.Tenant;
                         S.LeaseCount = lease.Number;
+                        Audit("lease.acquired", lease, LeaseStatus.Active, request.Actor, checkout.Warm ? "warm" : "cold");
                     });
                 }
                 catch (BrokerException e) when (e.Code == ErrorCodes.ConcurrentUpdate)
@@ -208,8 +193,6 @@ public sealed class ClaimGrain(
                 persisted = true;
                 try
                 {
-                    // Inside: the reminder service can be away (its silo died) just like the sandbox's silo.
-                    await PlanReminder();
                     var sandbox = GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId);
                     if (!checkout.Warm)
                     {
@@ -234,7 +217,7 @@ public sealed class ClaimGrain(
                 }
                 catch (Exception e) when (e is not BrokerException)
                 {
-                    // The sandbox grain or the reminder service did not answer (its silo died, a timeout, an unexpected
+                    // The sandbox grain did not answer (its silo died, a timeout, an unexpected
                     // error): the sandbox may never have been created. The lease must not stay active naming it; end it as for a provider
                     // failure, then hand back what was taken (a sandbox leased meanwhile is released by EndActive).
                     logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
@@ -247,8 +230,6 @@ public sealed class ClaimGrain(
                     throw;
                 }
                 ArmDeadlineTimer();
-                await Journal("lease.acquired", lease, LeaseStatus.Active, request.Actor,
-                    checkout.Warm ? "warm" : "cold");
                 return new AcquireResult(lease, checkout.Warm ? AcquireOutcome.Warm : AcquireOutcome.Cold, _sandbox);
             }
         }
@@ -320,11 +301,11 @@ public sealed class ClaimGrain(
             {
                 S.Unreleased = [.. S.Unreleased, active.SandboxId];
             }
+            Audit(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
         });
         _sandbox = null;
         _deadlineTimer?.Dispose();
         _deadlineTimer = null;
-        await Journal(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
         // Best effort, each on its own: a failure here leaves work the reminder (the sandbox), the reconciler and the
         // owner's check finish. The sandbox may well be leased to this key (the call that leased it failed only on its
         // way back, as its silo stopped): it is remembered, so it does not stay leased with nobody holding it.
@@ -345,7 +326,6 @@ public sealed class ClaimGrain(
         {
             await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
         }
-        await PlanReminder();
         return ended;
     }
 
@@ -367,7 +347,7 @@ public sealed class ClaimGrain(
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the reminder tries again", Key, sandboxId);
+            logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the sweep wakes the claim to try again", Key, sandboxId);
             return false;
         }
     }
@@ -390,7 +370,6 @@ public sealed class ClaimGrain(
         if (answered.Count > 0)
         {
             await Save(() => S.Unreleased = S.Unreleased.Except(answered).ToList());
-            await PlanReminder();
         }
     }
 
@@ -429,15 +408,17 @@ public sealed class ClaimGrain(
     /// </summary>
     private async Task Save(Action change)
     {
-        var (tenant, active, history, count, unreleased) = (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased);
+        var (tenant, active, history, count, unreleased, wake) = (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased, S.WakeAt);
         change();
+        S.WakeAt = NextWake();
         try
         {
             await state.WriteOrReloadAsync(this);
         }
         catch (Exception e)
         {
-            (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased) = (tenant, active, history, count, unreleased);
+            (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased, S.WakeAt) = (tenant, active, history, count, unreleased, wake);
+            S.ForgetAudit();
             if (e is InconsistentStateException)
             {
                 logger.LogWarning("Claim {ClaimKey}: another activation wrote first; deactivating this one", Key);
@@ -448,46 +429,24 @@ public sealed class ClaimGrain(
     }
 
     /// <summary>
-    /// One reminder per key while there is something to do: checks an active lease every LeaseCheckPeriod
-    /// from its deadline on, or prunes history when its oldest entry passes retention, and releases again every
-    /// LeaseCheckPeriod a sandbox whose release did not go through. None otherwise.
+    /// When the deadline sweep must wake this claim, should its activation be gone: at the active lease's deadline; a
+    /// lease-check period from now while a release did not reach its sandbox; when the oldest ended lease passes
+    /// retention (to prune it, and forget the key once nothing is left). Stored with the state and in its index row.
     /// </summary>
-    private async Task PlanReminder()
+    private DateTimeOffset? NextWake()
     {
         var now = time.GetUtcNow();
-        (TimeSpan Due, TimeSpan Period)? plan = null;
-        if (S.Active is { } active)
+        DateTimeOffset? wake = S.Active is { } active ? active.DeadlineAt
+            : S.History.Count > 0 ? S.History.Min(l => l.EndedAt ?? now) + Options.HistoryRetention
+            : null;
+        if (S.Unreleased.Count > 0 && (wake is null || wake > now + Options.LeaseCheckPeriod))
         {
-            var due = active.DeadlineAt - now;
-            plan = (due > TimeSpan.Zero ? due : TimeSpan.Zero, Options.LeaseCheckPeriod);
+            wake = now + Options.LeaseCheckPeriod;
         }
-        else if (S.History.Count > 0)
-        {
-            var oldest = S.History.Min(l => l.EndedAt ?? now);
-            var due = oldest + Options.HistoryRetention - now;
-            plan = (due > TimeSpan.Zero ? due : TimeSpan.Zero, Options.HistoryRetention);
-        }
-        if (S.Unreleased.Count > 0)
-        {
-            var soon = Options.LeaseCheckPeriod;
-            plan = (plan is { } planned && planned.Due < soon ? planned.Due : soon, soon);
-        }
-        if (plan == _reminderPlan && plan is not null)
-        {
-            return;
-        }
-        if (plan is { } p)
-        {
-            await this.RegisterOrUpdateReminder(Reminder, p.Due, p.Period);
-        }
-        else if (await this.GetReminder(Reminder) is { } existing)
-        {
-            await this.UnregisterReminder(existing);
-        }
-        _reminderPlan = plan;
+        return wake;
     }
 
-    /// <summary>While the activation lives, the lease ends on time (the reminder covers the rest).</summary>
+    /// <summary>While the activation lives, the lease ends on time (the deadline sweep covers the rest).</summary>
     private void ArmDeadlineTimer()
     {
         _deadlineTimer?.Dispose();
@@ -505,22 +464,10 @@ public sealed class ClaimGrain(
     private SandboxLeaseRequest LeaseRequestFor(Lease lease) =>
         new(Key, lease.Number, lease.Tenant, lease.Owner, lease.ExpiresAt, lease.SandboxName);
 
-    private async Task Journal(string @event, Lease lease, LeaseStatus status, string? actor = null, string? detail = null)
-    {
-        try
-        {
-            var now = time.GetUtcNow();
-            await journal.WriteAsync(
-                new AuditEvent("claim", Key, @event, null, SandboxLifecycle.Format(status), actor,
-                    System.Text.Json.JsonSerializer.Serialize(new { lease = lease.Number, sandbox_id = lease.SandboxId, detail }), now),
-                claim: new ClaimRow(Key, lease.Tenant, lease.Owner, lease.Pool, lease.SandboxId, SandboxLifecycle.Format(status),
-                    lease.AcquiredAt, lease.ExpiresAt, lease.LastActivityAt, now));
-        }
-        catch (Exception e)
-        {
-            logger.LogError(e, "Journal write for claim {ClaimKey} ({Event}) failed", Key, @event);
-        }
-    }
+    /// <summary>Records an audit event, written with the state change it belongs to.</summary>
+    private void Audit(string @event, Lease lease, LeaseStatus status, string? actor = null, string? detail = null) =>
+        S.Record(new AuditEvent("claim", Key, @event, null, SandboxLifecycle.Format(status), actor,
+            System.Text.Json.JsonSerializer.Serialize(new { lease = lease.Number, sandbox_id = lease.SandboxId, detail }), time.GetUtcNow()));
 
     private async Task Try(Func<Task> action, string what)
     {

@@ -40,7 +40,7 @@ public sealed class AppliedDelivery
 /// The state (the last applied updated_at) is kept for the life of the issue key, so an event of any age is judged right.
 /// </summary>
 public sealed class GitHubIssueGrain(
-    [PersistentState("github-issue", StorageNames.Broker)] IPersistentState<GitHubIssueState> state,
+    [PersistentState("github-issue", StorageNames.AdoNet)] IPersistentState<GitHubIssueState> state,
     TimeProvider time,
     ILogger<GitHubIssueGrain> logger) : Grain, IGitHubIssueGrain
 {

@@ -11,7 +11,7 @@ public sealed class PoolDirectoryState
 
 /// <summary>Lists pools: those created at run time (persisted here) and those configured at start.</summary>
 public sealed class PoolDirectoryGrain(
-    [PersistentState("pool-directory", StorageNames.Broker)] IPersistentState<PoolDirectoryState> state,
+    [PersistentState("pool-directory", StorageNames.AdoNet)] IPersistentState<PoolDirectoryState> state,
     IOptions<BrokerOptions> options) : Grain, IPoolDirectoryGrain
 {
     public async Task Add(string pool)

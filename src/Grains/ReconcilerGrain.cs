@@ -19,7 +19,7 @@ public sealed class ReconcilerState
 /// provider sandbox vanished becomes stale. Sandboxes without this deployment's label are never touched.
 /// </summary>
 public sealed class ReconcilerGrain(
-    [PersistentState("reconciler", StorageNames.Broker)] IPersistentState<ReconcilerState> state,
+    [PersistentState("reconciler", StorageNames.AdoNet)] IPersistentState<ReconcilerState> state,
     SandboxProviderRegistry providers,
     BrokerIndex index,
     IOptions<BrokerOptions> options,

@@ -7,40 +7,20 @@ using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
 
-[GenerateSerializer]
-public sealed class SandboxState
-{
-    [Id(0)] public SandboxStatus Status { get; set; }
-    [Id(1)] public SandboxSpec? Spec { get; set; }
-    [Id(2)] public string? ExternalId { get; set; }
-    [Id(3)] public string? ClaimKey { get; set; }
-    [Id(4)] public long LeaseNumber { get; set; }
-    [Id(5)] public string? Tenant { get; set; }
-    [Id(6)] public string? Owner { get; set; }
-    [Id(7)] public string? LeaseName { get; set; }
-    [Id(8)] public DateTimeOffset? LeaseExpiresAt { get; set; }
-    [Id(9)] public DateTimeOffset CreatedAt { get; set; }
-    [Id(10)] public DateTimeOffset UpdatedAt { get; set; }
-    [Id(11)] public Dictionary<string, string> Connection { get; set; } = new();
-    [Id(12)] public string? LastError { get; set; }
-    [Id(13)] public int DeleteAttempts { get; set; }
-}
-
 /// <summary>
 /// One sandbox. Its id is persisted in 'provisioning' before the provider's create is called (and the
 /// provider sandbox carries it as a label), so a crash mid-create leaves something the reconciler finds.
 /// A sandbox is deleted at the provider only after its record says so, and deletion is retried with
-/// backoff (a timer) and across restarts (a reminder) until the provider confirms.
+/// backoff: by a timer while the activation lives, and by the deletion sweep (<see cref="SweeperGrain"/>) through the
+/// wake time in its index row when it does not, until the provider confirms. No reminder per sandbox.
 /// </summary>
 public sealed class SandboxGrain(
     [PersistentState("sandbox", StorageNames.Broker)] IPersistentState<SandboxState> state,
     SandboxProviderRegistry providers,
-    IBrokerJournal journal,
     IOptions<BrokerOptions> options,
     TimeProvider time,
-    ILogger<SandboxGrain> logger) : Grain, ISandboxGrain, IRemindable
+    ILogger<SandboxGrain> logger) : Grain, ISandboxGrain
 {
-    private const string DeleteReminder = "delete";
     private const int CreateAttempts = 3;
     private static readonly TimeSpan ProviderCallTimeout = TimeSpan.FromMinutes(2);
 
@@ -66,13 +46,13 @@ public sealed class SandboxGrain(
     {
         if (S.Spec is null)
         {
+            // A new record starts in provisioning (the state's initial status) and is stored before the provider is called.
             var now = time.GetUtcNow();
             S.Spec = spec;
-            S.Status = SandboxStatus.Provisioning;
             S.CreatedAt = now;
             S.UpdatedAt = now;
+            Record("sandbox.provisioning", null, SandboxStatus.Provisioning);
             await state.WriteOrReloadAsync(this);
-            await Record("sandbox.provisioning", null, SandboxStatus.Provisioning);
         }
         switch (S.Status)
         {
@@ -114,16 +94,12 @@ public sealed class SandboxGrain(
         {
             return; // Not this claim's sandbox (any more): nothing to give back.
         }
-        if (S.Status == SandboxStatus.Leased)
+        // Straight from leased to deleting, in one write: the claim's own write has already ended the lease. (Releasing
+        // remains for records written before, which go on the same way.)
+        if (S.Status is SandboxStatus.Leased or SandboxStatus.Releasing)
         {
             S.LastError = null;
-            S.Status = SandboxStatus.Releasing; // recorded, then straight on to deleting in the same write
-            await Record("sandbox.releasing", SandboxStatus.Leased, SandboxStatus.Releasing, claimKey, reason);
-            await BeginDeletion(reason, SandboxStatus.Releasing);
-        }
-        else if (S.Status == SandboxStatus.Releasing)
-        {
-            await BeginDeletion(reason, SandboxStatus.Releasing);
+            await BeginDeletion(reason, actor: claimKey);
         }
     }
 
@@ -135,11 +111,8 @@ public sealed class SandboxGrain(
         }
         switch (S.Status)
         {
-            case SandboxStatus.Provisioning or SandboxStatus.Ready or SandboxStatus.Failed or SandboxStatus.Stale:
-                await BeginDeletion(reason, S.Status);
-                break;
-            case SandboxStatus.Releasing:
-                await BeginDeletion(reason, SandboxStatus.Releasing);
+            case SandboxStatus.Provisioning or SandboxStatus.Ready or SandboxStatus.Failed or SandboxStatus.Stale or SandboxStatus.Releasing:
+                await BeginDeletion(reason);
                 break;
             case SandboxStatus.Deleting:
                 ScheduleDeleteAttempt(TimeSpan.Zero); // a sweep asked: try again now
@@ -172,7 +145,6 @@ public sealed class SandboxGrain(
         var claim = S.Status == SandboxStatus.Leased ? S.ClaimKey : null;
         S.LastError = reason;
         await MoveTo(SandboxStatus.Stale, "sandbox.stale", actor: "reconciler", reason);
-        await UnregisterDeleteReminder();
         if (claim is not null)
         {
             await GrainFactory.GetGrain<IClaimGrain>(claim).SandboxLost(Id, reason);
@@ -181,18 +153,9 @@ public sealed class SandboxGrain(
 
     public Task<SandboxInfo?> Get() => Task.FromResult(S.Spec is null ? null : Info());
 
-    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    public async Task Wake()
     {
-        if (reminderName != DeleteReminder)
-        {
-            return;
-        }
-        if (S.Spec is null || S.Status is SandboxStatus.Deleted or SandboxStatus.Stale)
-        {
-            await UnregisterDeleteReminder(); // fired again after the work was done: nothing to do
-            return;
-        }
-        if (S.Status == SandboxStatus.Deleting)
+        if (S.Spec is not null && S.Status == SandboxStatus.Deleting)
         {
             await TryDelete();
         }
@@ -237,7 +200,7 @@ public sealed class SandboxGrain(
         S.LastError = last?.Message;
         await MoveTo(SandboxStatus.Failed, "sandbox.failed", detail: last?.Message);
         // The provider may hold half a sandbox: delete whatever carries this id.
-        await BeginDeletion("create failed", SandboxStatus.Failed);
+        await BeginDeletion("create failed");
         throw new BrokerException(
             last is ProviderException { Transient: true } or TimeoutException or OperationCanceledException or HttpRequestException
                 ? ErrorCodes.ProviderUnavailable
@@ -317,17 +280,16 @@ public sealed class SandboxGrain(
     {
         S.LastError = reason;
         await MoveTo(SandboxStatus.Failed, "sandbox.failed", actor: "lease", reason);
-        await BeginDeletion(reason, SandboxStatus.Failed);
+        await BeginDeletion(reason);
         throw new BrokerException(ErrorCodes.Conflict, $"sandbox {Id} cannot be leased: {reason}");
     }
 
-    private async Task BeginDeletion(string reason, SandboxStatus from)
+    private async Task BeginDeletion(string reason, string? actor = null)
     {
-        S.Status = from;
         S.DeleteAttempts = 0;
-        await MoveTo(SandboxStatus.Deleting, "sandbox.deleting", detail: reason);
-        // The reminder survives a crash; the timer retries quickly while this activation lives.
-        await this.RegisterOrUpdateReminder(DeleteReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
+        // Stored as due now: should this activation die before its first attempt, the sweep finds it at once.
+        S.RetryAt = time.GetUtcNow();
+        await MoveTo(SandboxStatus.Deleting, "sandbox.deleting", actor, reason);
         ScheduleDeleteAttempt(TimeSpan.Zero);
     }
 
@@ -353,8 +315,8 @@ public sealed class SandboxGrain(
             using var timeout = new CancellationTokenSource(ProviderCallTimeout);
             await providers.Get(spec.Provider).DeleteAsync(Id, S.ExternalId, timeout.Token);
             S.LastError = null;
+            S.RetryAt = null;
             await MoveTo(SandboxStatus.Deleted, "sandbox.deleted");
-            await UnregisterDeleteReminder();
             _retryTimer?.Dispose();
             _retryTimer = null;
         }
@@ -363,9 +325,10 @@ public sealed class SandboxGrain(
             S.DeleteAttempts++;
             S.LastError = e.Message;
             var delay = Backoff(S.DeleteAttempts);
+            S.RetryAt = time.GetUtcNow() + delay; // the sweep's wake time, should this activation not live that long
             logger.LogWarning(e, "Delete of sandbox {SandboxId} failed (attempt {Attempt}); retrying in {Delay}", Id, S.DeleteAttempts, delay);
+            Record("sandbox.delete-failed", SandboxStatus.Deleting, SandboxStatus.Deleting, detail: e.Message);
             await state.WriteOrReloadAsync(this);
-            await Record("sandbox.delete-failed", SandboxStatus.Deleting, SandboxStatus.Deleting, detail: e.Message);
             ScheduleDeleteAttempt(delay);
         }
         finally
@@ -383,27 +346,21 @@ public sealed class SandboxGrain(
         return capped * (0.8 + Random.Shared.NextDouble() * 0.4); // jitter
     }
 
-    private async Task UnregisterDeleteReminder()
-    {
-        var reminder = await this.GetReminder(DeleteReminder);
-        if (reminder is not null)
-        {
-            await this.UnregisterReminder(reminder);
-        }
-    }
-
-    /// <summary>The one place a status changes: validated, persisted, journaled, and told to the pool.</summary>
+    /// <summary>
+    /// The one place a status changes: validated, persisted with its audit event and index row (one statement), and
+    /// told to the pool.
+    /// </summary>
     private async Task MoveTo(SandboxStatus to, string @event, string? actor = null, string? detail = null)
     {
         var from = S.Status;
         SandboxLifecycle.Ensure(Id, from, to);
         S.Status = to;
         S.UpdatedAt = time.GetUtcNow();
+        Record(@event, from, to, actor, detail);
         await state.WriteOrReloadAsync(this);
-        await Record(@event, from, to, actor, detail);
         try
         {
-            await GrainFactory.GetGrain<IPoolGrain>(S.Spec!.Pool).OnSandboxStatus(Id, to);
+            await GrainFactory.GetGrain<IPoolGrain>(S.Spec!.Pool).OnSandboxStatus(Id, from, to);
         }
         catch (Exception e)
         {
@@ -412,23 +369,10 @@ public sealed class SandboxGrain(
         }
     }
 
-    private async Task Record(string @event, SandboxStatus? from, SandboxStatus to, string? actor = null, string? detail = null)
-    {
-        var spec = S.Spec!;
-        try
-        {
-            await journal.WriteAsync(
-                new AuditEvent("sandbox", Id, @event, from is null ? null : SandboxLifecycle.Format(from.Value), SandboxLifecycle.Format(to), actor,
-                    detail is null ? null : System.Text.Json.JsonSerializer.Serialize(new { detail }), S.UpdatedAt),
-                new SandboxRow(Id, spec.Pool, spec.Provider, SandboxLifecycle.Format(to), S.LeaseName ?? spec.Name, S.ExternalId,
-                    S.Tenant, S.Owner, S.ClaimKey, S.CreatedAt, S.UpdatedAt, S.LeaseExpiresAt));
-        }
-        catch (Exception e)
-        {
-            // The grain state is the truth and is already written; the index is rebuildable.
-            logger.LogError(e, "Journal write for sandbox {SandboxId} ({Event}) failed", Id, @event);
-        }
-    }
+    /// <summary>Records an audit event, written with the next state write (the change it belongs to).</summary>
+    private void Record(string @event, SandboxStatus? from, SandboxStatus to, string? actor = null, string? detail = null) =>
+        S.Record(new AuditEvent("sandbox", Id, @event, from is null ? null : SandboxLifecycle.Format(from.Value), SandboxLifecycle.Format(to), actor,
+            detail is null ? null : System.Text.Json.JsonSerializer.Serialize(new { detail }), S.UpdatedAt));
 
     private void RequireExists()
     {

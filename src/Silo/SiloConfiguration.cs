@@ -5,6 +5,7 @@ using Orleans.Dashboard;
 using SandboxBroker.Grains;
 using SandboxBroker.Grains.Options;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Persistence;
 
 namespace SandboxBroker.Silo;
 
@@ -31,7 +32,10 @@ public static class SiloConfiguration
             o.Invariant = Invariant;
             o.ConnectionString = connectionString;
         });
-        silo.AddAdoNetGrainStorage(StorageNames.Broker, o =>
+        // The grains on the hot path keep their state in the broker's own group-committed storage (with their index rows
+        // and audit events, in one statement each); the others in Orleans' ADO.NET storage.
+        silo.Services.AddGroupCommitGrainStorage(StorageNames.Broker, configuration);
+        silo.AddAdoNetGrainStorage(StorageNames.AdoNet, o =>
         {
             o.Invariant = Invariant;
             o.ConnectionString = connectionString;

@@ -54,25 +54,69 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyDictionary<string, long>> CountClaimsByStatusAsync(string? tenant, CancellationToken ct) =>
         await CountAsync("SELECT status, count(*) FROM broker_claims WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status", tenant, ct);
 
-    /// <summary>Sandboxes waiting for deletion (or failed or stale, which still need one).</summary>
+    /// <summary>Sandboxes waiting for deletion (<see cref="SandboxLifecycle.PendingDeletion"/>), oldest change first.</summary>
     public async Task<IReadOnlyList<string>> ListPendingDeletionAsync(int limit, CancellationToken ct)
     {
         await using var command = dataSource.CreateCommand("""
-            SELECT sandbox_id FROM broker_sandboxes
-            WHERE status IN ('releasing', 'deleting', 'failed', 'stale') ORDER BY updated_at LIMIT $1
+            SELECT sandbox_id FROM broker_sandboxes WHERE status = ANY($1) ORDER BY updated_at LIMIT $2
             """);
+        command.Parameters.Add(new NpgsqlParameter { Value = SandboxLifecycle.Format(SandboxLifecycle.PendingDeletion) });
         command.Parameters.Add(new NpgsqlParameter { Value = limit });
         return await ReadStrings(command, ct);
     }
 
-    /// <summary>Claims the index still shows active although their deadline has passed.</summary>
-    public async Task<IReadOnlyList<string>> ListOverdueClaimsAsync(DateTimeOffset now, int limit, CancellationToken ct)
+    /// <summary>Claims whose wake time has passed (a deadline, a release to retry, history to prune), in any pool.</summary>
+    public Task<IReadOnlyList<string>> ListOverdueClaimsAsync(DateTimeOffset now, int limit, CancellationToken ct) =>
+        ListDueAsync("SELECT claim_key FROM broker_claims WHERE wake_at <= $1 ORDER BY wake_at LIMIT $2", null, now, limit, ct);
+
+    /// <summary>A pool's claims whose wake time has passed: what the deadline sweep wakes.</summary>
+    public Task<IReadOnlyList<string>> ListDueClaimsAsync(string pool, DateTimeOffset now, int limit, CancellationToken ct) =>
+        ListDueAsync("SELECT claim_key FROM broker_claims WHERE pool = $3 AND wake_at <= $1 ORDER BY wake_at LIMIT $2", pool, now, limit, ct);
+
+    /// <summary>A pool's sandboxes whose wake time has passed (a deletion to try again): what the deletion sweep wakes.</summary>
+    public Task<IReadOnlyList<string>> ListDueSandboxesAsync(string pool, DateTimeOffset now, int limit, CancellationToken ct) =>
+        ListDueAsync("SELECT sandbox_id FROM broker_sandboxes WHERE pool = $3 AND wake_at <= $1 ORDER BY wake_at LIMIT $2", pool, now, limit, ct);
+
+    /// <summary>
+    /// A pool's live sandboxes (<see cref="SandboxLifecycle.Live"/>) other than <paramref name="except"/>, counted by status:
+    /// the pool corrects from this the counts it keeps of the sandboxes it does not list (leased, on their way out).
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> CountLiveAsync(string pool, IReadOnlyCollection<string> except, CancellationToken ct)
     {
         await using var command = dataSource.CreateCommand("""
-            SELECT claim_key FROM broker_claims WHERE status = 'active' AND expires_at < $1 ORDER BY expires_at LIMIT $2
+            SELECT status, count(*) FROM broker_sandboxes
+            WHERE pool = $1 AND status = ANY($2) AND NOT (sandbox_id = ANY($3))
+            GROUP BY status
             """);
+        command.Parameters.Add(new NpgsqlParameter { Value = pool });
+        command.Parameters.Add(new NpgsqlParameter { Value = SandboxLifecycle.Format(SandboxLifecycle.Live) });
+        command.Parameters.Add(new NpgsqlParameter { Value = except.ToArray() });
+        return await ReadCounts(command, ct);
+    }
+
+    /// <summary>A pool's ready sandboxes other than <paramref name="except"/> unchanged since <paramref name="before"/>: ready, but no pool lists them.</summary>
+    public async Task<IReadOnlyList<string>> ListStrayReadyAsync(string pool, IReadOnlyCollection<string> except, DateTimeOffset before, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT sandbox_id FROM broker_sandboxes
+            WHERE pool = $1 AND status = 'ready' AND NOT (sandbox_id = ANY($2)) AND updated_at < $3
+            LIMIT 1000
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = pool });
+        command.Parameters.Add(new NpgsqlParameter { Value = except.ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = before.UtcDateTime });
+        return await ReadStrings(command, ct);
+    }
+
+    private async Task<IReadOnlyList<string>> ListDueAsync(string sql, string? pool, DateTimeOffset now, int limit, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(new NpgsqlParameter { Value = now.UtcDateTime });
         command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        if (pool is not null)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = pool });
+        }
         return await ReadStrings(command, ct);
     }
 
@@ -80,6 +124,11 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
     {
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(Text(tenant));
+        return await ReadCounts(command, ct);
+    }
+
+    private static async Task<IReadOnlyDictionary<string, long>> ReadCounts(NpgsqlCommand command, CancellationToken ct)
+    {
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))

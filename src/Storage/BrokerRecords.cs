@@ -11,7 +11,10 @@ public sealed record AuditEvent(
     string? DetailsJson,
     DateTimeOffset OccurredAt);
 
-/// <summary>A sandbox as admins list it (broker_sandboxes); the grain's state is the truth, this row its queryable copy.</summary>
+/// <summary>
+/// A sandbox as admins list it (broker_sandboxes); the grain's state is the truth, this row its copy, written in the same
+/// statement as the state. <see cref="WakeAt"/>: when the deletion sweep must wake the grain (a deletion to retry).
+/// </summary>
 public sealed record SandboxRow(
     string SandboxId,
     string Pool,
@@ -24,9 +27,13 @@ public sealed record SandboxRow(
     string? ClaimKey,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    DateTimeOffset? ExpiresAt);
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset? WakeAt = null);
 
-/// <summary>A claim as admins list it (broker_claims).</summary>
+/// <summary>
+/// A claim as admins list it (broker_claims), written in the same statement as the claim's state. <see cref="WakeAt"/>:
+/// when the deadline sweep must wake the claim (its lease's deadline, a release to retry, history to prune).
+/// </summary>
 public sealed record ClaimRow(
     string ClaimKey,
     string? Tenant,
@@ -37,7 +44,8 @@ public sealed record ClaimRow(
     DateTimeOffset? AcquiredAt,
     DateTimeOffset? ExpiresAt,
     DateTimeOffset? LastActivityAt,
-    DateTimeOffset UpdatedAt);
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? WakeAt = null);
 
 /// <summary>Where a sandbox listing page starts: after this row.</summary>
 public sealed record SandboxCursor(DateTimeOffset CreatedAt, string SandboxId);

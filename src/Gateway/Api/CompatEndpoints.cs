@@ -133,7 +133,7 @@ public static class CompatEndpoints
     {
         SandboxStatus.Ready => "available",
         SandboxStatus.Leased => "allocated",
-        SandboxStatus.Releasing or SandboxStatus.Deleting => "pending_deletion",
+        _ when SandboxLifecycle.IsPendingDeletion(status) => "pending_deletion",
         _ => SandboxLifecycle.Format(status),
     };
 }

@@ -1,0 +1,46 @@
+using SandboxBroker.Persistence;
+using SandboxBroker.Storage;
+
+namespace SandboxBroker.Grains;
+
+/// <summary>
+/// One sandbox's record. The storage writes its index row (broker_sandboxes) and the audit events recorded since the last
+/// write in the same statement as the state itself.
+/// </summary>
+[GenerateSerializer]
+public sealed class SandboxState : IIndexedState
+{
+    [Id(0)] public SandboxStatus Status { get; set; }
+    [Id(1)] public SandboxSpec? Spec { get; set; }
+    [Id(2)] public string? ExternalId { get; set; }
+    [Id(3)] public string? ClaimKey { get; set; }
+    [Id(4)] public long LeaseNumber { get; set; }
+    [Id(5)] public string? Tenant { get; set; }
+    [Id(6)] public string? Owner { get; set; }
+    [Id(7)] public string? LeaseName { get; set; }
+    [Id(8)] public DateTimeOffset? LeaseExpiresAt { get; set; }
+    [Id(9)] public DateTimeOffset CreatedAt { get; set; }
+    [Id(10)] public DateTimeOffset UpdatedAt { get; set; }
+    [Id(11)] public Dictionary<string, string> Connection { get; set; } = new();
+    [Id(12)] public string? LastError { get; set; }
+    [Id(13)] public int DeleteAttempts { get; set; }
+    /// <summary>When a pending deletion is tried again (mirrored as the index row's wake time for the deletion sweep).</summary>
+    [Id(14)] public DateTimeOffset? RetryAt { get; set; }
+
+    /// <summary>Audit events waiting for the next write (not part of the stored state).</summary>
+    [NonSerialized] private List<AuditEvent>? _audit;
+
+    public void Record(AuditEvent audit) => (_audit ??= []).Add(audit);
+
+    public IReadOnlyList<AuditEvent> TakeAudit()
+    {
+        var taken = (IReadOnlyList<AuditEvent>?)_audit ?? [];
+        _audit = null;
+        return taken;
+    }
+
+    public object? IndexRow(string grainKey) => Spec is not { } spec ? null
+        : new SandboxRow(grainKey, spec.Pool, spec.Provider, SandboxLifecycle.Format(Status), LeaseName ?? spec.Name, ExternalId,
+            Tenant, Owner, ClaimKey, CreatedAt, UpdatedAt, LeaseExpiresAt, Status == SandboxStatus.Deleting ? RetryAt ?? UpdatedAt : null);
+}
+

@@ -1,0 +1,231 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace SandboxBroker.Persistence;
+
+/// <summary>
+/// Group commit for grain state. Reads, writes and clears from every grain of the silo go through one queue; one
+/// loop sends what has queued up as one <see cref="NpgsqlBatch"/>: one round trip and one (implicit) transaction.
+/// Nothing waits for a batch to fill: an operation that finds the loop idle goes at once, and those that arrive
+/// while a batch is in flight go together in the next one, so batches grow only with load.
+/// <para>
+/// Each write carries its own version check (an UPDATE of the row still at the grain's version, or an INSERT that
+/// does nothing when a row exists): a write that matches no row is that grain's conflict and leaves its neighbours
+/// alone. A write is acknowledged only once Postgres has answered the batch's Sync (its commit). A batch that fails
+/// on a statement error is run again one operation at a time, so one bad write fails alone; a batch that fails on the
+/// connection fails all its operations with the error: their outcome is unknown, and the grains drop their activations
+/// and read back what was stored.
+/// </para>
+/// </summary>
+public sealed class GroupCommitWriter : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string _serviceId;
+    private readonly int _maxBatch;
+    private readonly ILogger<GroupCommitWriter> _logger;
+    private readonly Channel<StateOperation> _queue = Channel.CreateUnbounded<StateOperation>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _loop;
+
+    public GroupCommitWriter(NpgsqlDataSource dataSource, string serviceId, IOptions<GroupCommitOptions> options, ILogger<GroupCommitWriter> logger)
+    {
+        _dataSource = dataSource;
+        _serviceId = serviceId;
+        _maxBatch = Math.Max(1, options.Value.MaxBatch);
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>Batches sent and operations carried, since start (for tests and figures).</summary>
+    public (long Batches, long Operations) Counters => (Interlocked.Read(ref _batches), Interlocked.Read(ref _operations));
+
+    private long _batches;
+    private long _operations;
+
+    public Task<StoredState?> ReadAsync(string stateName, string grainKey) =>
+        Enqueue(new ReadOperation(stateName, grainKey));
+
+    /// <summary>The new version, or null when the row was not at <see cref="WriteOperation.ExpectedVersion"/> (a conflict).</summary>
+    public Task<int?> WriteAsync(WriteOperation write) => Enqueue(write);
+
+    /// <summary>True when the row was deleted, false when it was not at the expected version (a conflict).</summary>
+    public Task<bool> ClearAsync(ClearOperation clear) => Enqueue(clear);
+
+    private Task<T> Enqueue<T>(StateOperation<T> operation)
+    {
+        if (!_queue.Writer.TryWrite(operation))
+        {
+            return Task.FromException<T>(new ObjectDisposedException(nameof(GroupCommitWriter), "the silo's grain storage is shutting down"));
+        }
+        return operation.Task;
+    }
+
+    private async Task RunAsync()
+    {
+        var batch = new List<StateOperation>(_maxBatch);
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            while (batch.Count < _maxBatch && _queue.Reader.TryRead(out var operation))
+            {
+                batch.Add(operation);
+            }
+            await RunBatchAsync(batch);
+            batch.Clear();
+        }
+    }
+
+    private async Task RunBatchAsync(List<StateOperation> batch)
+    {
+        Interlocked.Increment(ref _batches);
+        Interlocked.Add(ref _operations, batch.Count);
+        try
+        {
+            await ExecuteAsync(batch);
+        }
+        catch (PostgresException e) when (batch.Count > 1 && !IsConnectionLevel(e))
+        {
+            // One statement failed and the implicit transaction rolled back with it: nothing of the batch is stored.
+            // Run each alone, so only the operation at fault fails.
+            _logger.LogWarning("A batch of {Count} grain-state operations failed ({SqlState}: {Error}); running them one by one",
+                batch.Count, e.SqlState, e.MessageText);
+            foreach (var operation in batch)
+            {
+                try
+                {
+                    await ExecuteAsync([operation]);
+                }
+                catch (Exception single)
+                {
+                    operation.Fail(single);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _logger.LogWarning("A batch of {Count} grain-state operations failed: {Error}", batch.Count, e.Message);
+            foreach (var operation in batch)
+            {
+                operation.Fail(e);
+            }
+        }
+    }
+
+    /// <summary>Runs the operations in one batch; completes them only after the batch's transaction has committed.</summary>
+    private async Task ExecuteAsync(IReadOnlyList<StateOperation> operations)
+    {
+        var reads = operations.OfType<ReadOperation>().ToList();
+        var changes = operations.Where(o => o is not ReadOperation).ToList();
+        await using var connection = await _dataSource.OpenConnectionAsync();
+        await using var batch = new NpgsqlBatch(connection);
+        if (reads.Count > 0)
+        {
+            batch.BatchCommands.Add(StateCommands.Read(_serviceId, reads));
+        }
+        foreach (var change in changes)
+        {
+            batch.BatchCommands.Add(change switch
+            {
+                WriteOperation write => StateCommands.Write(_serviceId, write),
+                ClearOperation clear => StateCommands.Clear(_serviceId, clear),
+                _ => throw new InvalidOperationException(change.GetType().Name),
+            });
+        }
+
+        var found = new Dictionary<(string, string), StoredState>();
+        var outcomes = new List<int?>(changes.Count);
+        var reader = await batch.ExecuteReaderAsync();
+        await using (reader)
+        {
+            if (reads.Count > 0)
+            {
+                while (await reader.ReadAsync())
+                {
+                    found[(reader.GetString(0), reader.GetString(1))] = new StoredState(reader.GetInt32(2), reader.GetFieldValue<byte[]>(3));
+                }
+                await reader.NextResultAsync();
+            }
+            foreach (var _ in changes)
+            {
+                outcomes.Add(await reader.ReadAsync() ? reader.GetInt32(0) : null);
+                await reader.NextResultAsync();
+            }
+        }
+        // The reader is closed: Postgres has answered the Sync, so the implicit transaction has committed.
+
+        foreach (var read in reads)
+        {
+            read.Complete(found.GetValueOrDefault((read.StateName, read.GrainKey)));
+        }
+        for (var i = 0; i < changes.Count; i++)
+        {
+            switch (changes[i])
+            {
+                case WriteOperation write:
+                    write.Complete(outcomes[i]);
+                    break;
+                case ClearOperation clear:
+                    clear.Complete(outcomes[i] is not null);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Errors after which the transaction's outcome or the server itself is in doubt (not one statement's fault).</summary>
+    private static bool IsConnectionLevel(PostgresException e) =>
+        e.SqlState.StartsWith("08", StringComparison.Ordinal) || e.SqlState.StartsWith("57P", StringComparison.Ordinal)
+        || e.SqlState.StartsWith("53", StringComparison.Ordinal) || e.SqlState.StartsWith("58", StringComparison.Ordinal);
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _loop;
+    }
+}
+
+/// <summary>A stored grain state: its version (the ETag) and its payload (a format byte, then the serialized state).</summary>
+public sealed record StoredState(int Version, byte[] Payload);
+
+public abstract class StateOperation
+{
+    public abstract void Fail(Exception error);
+}
+
+public abstract class StateOperation<T> : StateOperation
+{
+    private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task<T> Task => _done.Task;
+
+    public void Complete(T result) => _done.TrySetResult(result);
+
+    public override void Fail(Exception error) => _done.TrySetException(error);
+}
+
+public sealed class ReadOperation(string stateName, string grainKey) : StateOperation<StoredState?>
+{
+    public string StateName { get; } = stateName;
+    public string GrainKey { get; } = grainKey;
+}
+
+/// <summary>A state write with what the broker records beside it (index row, audit events), stored together or not at all.</summary>
+/// <param name="ExpectedVersion">The version the grain read or last wrote; null: no row may exist yet.</param>
+public sealed class WriteOperation(string stateName, string grainKey, int? expectedVersion, byte[] payload, object? indexRow,
+    IReadOnlyList<Storage.AuditEvent> audit) : StateOperation<int?>
+{
+    public string StateName { get; } = stateName;
+    public string GrainKey { get; } = grainKey;
+    public int? ExpectedVersion { get; } = expectedVersion;
+    public byte[] Payload { get; } = payload;
+    public object? IndexRow { get; } = indexRow;
+    public IReadOnlyList<Storage.AuditEvent> Audit { get; } = audit;
+}
+
+/// <summary>Deletes a grain's row at its version, with the index row that mirrored it (<paramref name="indexRow"/>'s table).</summary>
+public sealed class ClearOperation(string stateName, string grainKey, int expectedVersion, object? indexRow) : StateOperation<bool>
+{
+    public string StateName { get; } = stateName;
+    public string GrainKey { get; } = grainKey;
+    public int ExpectedVersion { get; } = expectedVersion;
+    public object? IndexRow { get; } = indexRow;
+}

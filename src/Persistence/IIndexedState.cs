@@ -1,0 +1,17 @@
+using SandboxBroker.Storage;
+
+namespace SandboxBroker.Persistence;
+
+/// <summary>
+/// Grain state whose index row and audit events the broker's storage writes in the same statement as the state
+/// itself: a lifecycle change is stored with its record or not at all, and costs no round trip of its own.
+/// </summary>
+public interface IIndexedState
+{
+    /// <summary>The row that mirrors this state in broker_claims or broker_sandboxes (a <see cref="ClaimRow"/> or a
+    /// <see cref="SandboxRow"/>); null for none.</summary>
+    object? IndexRow(string grainKey);
+
+    /// <summary>The audit events recorded since the last write, handed over (and forgotten here) as the write is asked for.</summary>
+    IReadOnlyList<AuditEvent> TakeAudit();
+}

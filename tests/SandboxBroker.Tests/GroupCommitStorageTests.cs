@@ -1,0 +1,201 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using SandboxBroker.Persistence;
+using SandboxBroker.Storage;
+using SandboxBroker.Tests.Infrastructure;
+
+namespace SandboxBroker.Tests;
+
+/// <summary>
+/// The broker's group-committed grain storage on real Postgres: the ETag contract the ADO.NET provider keeps (a stale
+/// writer is rejected, of two first writes one wins), per-write isolation inside a batch, rows recorded with the state,
+/// and no acknowledged write lost when connections die with batches in flight.
+/// </summary>
+public sealed class GroupCommitStorageTests
+{
+    private const string Service = "svc";
+
+    [Fact]
+    public async Task A_writer_over_a_stale_version_is_rejected_and_changes_nothing()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        var v1 = await writer.WriteAsync(Write("claim", "k", null, "first"));
+        var v2 = await writer.WriteAsync(Write("claim", "k", v1, "second"));
+        Assert.Equal((1, 2), (v1, v2));
+
+        // A second activation still holding version 1 writes: nothing is written, and it is told.
+        Assert.Null(await writer.WriteAsync(Write("claim", "k", v1, "stale")));
+        Assert.Equal("second", Payload(await writer.ReadAsync("claim", "k")));
+        // A clear at a stale version fails the same way; at the current one it deletes the row.
+        Assert.False(await writer.ClearAsync(new ClearOperation("claim", "k", 1, null)));
+        Assert.True(await writer.ClearAsync(new ClearOperation("claim", "k", 2, null)));
+        Assert.Null(await writer.ReadAsync("claim", "k"));
+    }
+
+    [Fact]
+    public async Task Of_concurrent_first_writes_of_one_grain_exactly_one_wins()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        // Two silos' writers, so the two first writes race in separate transactions, not in one batch.
+        await using var a = Writer(db);
+        await using var b = Writer(db);
+        for (var round = 0; round < 20; round++)
+        {
+            var key = $"k{round}";
+            var results = await Task.WhenAll(a.WriteAsync(Write("claim", key, null, "a")), b.WriteAsync(Write("claim", key, null, "b")));
+            Assert.Single(results, r => r == 1);
+            Assert.Single(results, r => r is null);
+            var stored = Payload(await a.ReadAsync("claim", key));
+            Assert.Equal(results[0] == 1 ? "a" : "b", stored);
+        }
+    }
+
+    [Fact]
+    public async Task A_conflict_in_a_batch_fails_only_its_own_write_and_the_others_commit_with_their_rows()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        await writer.WriteAsync(Write("claim", "taken", null, "winner"));
+
+        // Enough writes at once that they share batches with the conflicting one.
+        var writes = Enumerable.Range(0, 50).Select(i => writer.WriteAsync(Write("claim", $"k{i}", null, $"v{i}", Row($"k{i}"), Event($"k{i}")))).ToList();
+        var conflict = writer.WriteAsync(Write("claim", "taken", null, "loser", Row("taken"), Event("taken")));
+        writes.AddRange(Enumerable.Range(50, 50).Select(i => writer.WriteAsync(Write("claim", $"k{i}", null, $"v{i}", Row($"k{i}"), Event($"k{i}")))));
+        var done = await Task.WhenAll(writes);
+
+        Assert.Null(await conflict);
+        Assert.All(done, version => Assert.Equal(1, version));
+        Assert.True(writer.Counters.Batches < writer.Counters.Operations, "the writes went in shared batches");
+        Assert.Equal("winner", Payload(await writer.ReadAsync("claim", "taken")));
+        // Each committed write brought its index row and audit event; the conflicting one brought neither.
+        Assert.Equal(100L, await db.ScalarAsync<long>("SELECT count(*) FROM broker_claims WHERE claim_key LIKE 'k%'"));
+        Assert.Equal(100L, await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id LIKE 'k%'"));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM broker_claims WHERE claim_key = 'taken'"));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id = 'taken'"));
+    }
+
+    [Fact]
+    public async Task A_statement_error_fails_only_the_write_at_fault()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        // Details that are not JSON fail their statement; the neighbours in its batch are run again alone and commit.
+        var bad = new AuditEvent("claim", "bad", "lease.acquired", null, "active", null, "{not json", DateTimeOffset.UtcNow);
+        var writes = Enumerable.Range(0, 30).Select(i => writer.WriteAsync(Write("claim", $"k{i}", null, "v", Row($"k{i}")))).ToList();
+        var failing = writer.WriteAsync(new WriteOperation("claim", "bad", null, Bytes("v"), Row("bad"), [bad]));
+        await Task.WhenAll(writes);
+
+        await Assert.ThrowsAsync<PostgresException>(() => failing);
+        Assert.Equal(30L, await db.ScalarAsync<long>("SELECT count(*) FROM broker_grain_state WHERE grain_key LIKE 'k%'"));
+        Assert.Null(await writer.ReadAsync("claim", "bad"));
+    }
+
+    [Fact]
+    public async Task A_NUL_in_a_recorded_string_never_fails_the_state_change()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        var audit = new AuditEvent("claim", "k", "lease.released", "active", "released", "a\0b",
+            System.Text.Json.JsonSerializer.Serialize(new { detail = "reason a\0b" }), DateTimeOffset.UtcNow);
+        Assert.Equal(1, await writer.WriteAsync(new WriteOperation("claim", "k", null, Bytes("v"), Row("k") with { Status = "released" }, [audit])));
+        Assert.Equal("released", await db.ScalarAsync<string>("SELECT status FROM broker_claims WHERE claim_key = 'k'"));
+        Assert.Equal("reason a\uFFFDb", await db.ScalarAsync<string>("SELECT details->>'detail' FROM broker_audit_log WHERE entity_id = 'k'"));
+    }
+
+    [Fact]
+    public async Task Connections_killed_with_batches_in_flight_lose_no_acknowledged_write()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        using var stop = new CancellationTokenSource();
+        // Kills the writer's backends again and again while it works: batches die in flight, before and after their Sync.
+        var killer = Task.Run(async () =>
+        {
+            var kills = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                kills += (int)await db.ScalarAsync<long>(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'group-commit-test') t");
+                await Task.Delay(Random.Shared.Next(5, 40));
+            }
+            return kills;
+        });
+
+        // Each key is written in sequence, as a grain writes: the next write goes over the version the last one returned.
+        var acknowledged = await Task.WhenAll(Enumerable.Range(0, 40).Select(async k =>
+        {
+            int? version = null;
+            var last = (Version: 0, Value: "");
+            for (var i = 0; i < 25; i++)
+            {
+                try
+                {
+                    var value = $"k{k}-{i}";
+                    if (await writer.WriteAsync(Write("claim", $"k{k}", version, value, Row($"k{k}"))) is { } written)
+                    {
+                        version = written;
+                        last = (written, value);
+                        continue;
+                    }
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+                {
+                    // Outcome unknown: a grain drops its activation and reads what was stored, as here.
+                }
+                var stored = await RetryRead(writer, $"k{k}");
+                version = stored?.Version;
+                Assert.True(stored is null || stored.Version >= last.Version, $"k{k}: an acknowledged version {last.Version} was lost");
+                if (stored is not null && stored.Version > last.Version)
+                {
+                    last = (stored.Version, Payload(stored)!);
+                }
+            }
+            return (Key: $"k{k}", last.Version, last.Value);
+        }));
+        await stop.CancelAsync();
+        Assert.True(await killer > 0, "the test killed connections with batches in flight");
+
+        foreach (var (key, version, value) in acknowledged)
+        {
+            var stored = await RetryRead(writer, key);
+            Assert.Equal((version, value), (stored?.Version ?? 0, Payload(stored) ?? ""));
+        }
+    }
+
+    private static async Task<StoredState?> RetryRead(GroupCommitWriter writer, string key)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await writer.ReadAsync("claim", key);
+            }
+            catch (Exception e) when (attempt < 1000 && e is NpgsqlException or InvalidOperationException)
+            {
+                await Task.Delay(10);
+            }
+        }
+    }
+
+    private static GroupCommitWriter Writer(TestDatabase db)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(db.ConnectionString) { ApplicationName = "group-commit-test" };
+        var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+        return new GroupCommitWriter(dataSource, Service, Options.Create(new GroupCommitOptions()), NullLogger<GroupCommitWriter>.Instance);
+    }
+
+    private static WriteOperation Write(string state, string key, int? version, string value, ClaimRow? row = null, AuditEvent? audit = null) =>
+        new(state, key, version, Bytes(value), row, audit is null ? [] : [audit]);
+
+    private static ClaimRow Row(string key) =>
+        new(key, "tenant", "owner", "default", "sbx", "active", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1), DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+
+    private static AuditEvent Event(string key) =>
+        new("claim", key, "lease.acquired", null, "active", "test", """{"lease":1}""", DateTimeOffset.UtcNow);
+
+    private static byte[] Bytes(string value) => System.Text.Encoding.UTF8.GetBytes(value);
+
+    private static string? Payload(StoredState? stored) => stored is null ? null : System.Text.Encoding.UTF8.GetString(stored.Payload);
+}
