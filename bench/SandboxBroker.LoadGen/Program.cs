@@ -6,7 +6,8 @@ namespace SandboxBroker.LoadGen;
 
 /// <summary>
 /// sandboxbroker-loadgen: open-loop load against a running broker (http), the same job directly on Postgres
-/// (baseline), or both in one session with ratios (compare). See docs/BENCHMARKS.md.
+/// (baseline: minimal, or with --fair the one that also writes the audit rows and the refill), or both in one
+/// session with ratios (compare). See docs/BENCHMARKS.md.
 /// </summary>
 public static class Program
 {
@@ -78,6 +79,10 @@ public static class Program
         // --- baseline ---
         var baselineDb = new Option<string>("--baseline-db") { Description = "the baseline's database (created when missing)", DefaultValueFactory = _ => DefaultBaseline };
         var baselinePool = new Option<int>("--baseline-pool-size") { Description = "max pooled Postgres connections of the baseline", DefaultValueFactory = _ => 32 };
+        var fair = new Option<bool>("--fair")
+        {
+            Description = "baseline: the fair variant (target baseline-fair): an acquire also appends an audit row and inserts the refill, a release appends an audit row",
+        };
 
         Option[] common = [rate, duration, warmup, keys, mix, maxInFlight, timeout, drain, readyTimeout, setupConcurrency, noCleanup, cpu, output, ttl, pool];
         Option[] brokerOptions = [url, token, connections, brokerDb, settle, creates];
@@ -94,6 +99,7 @@ public static class Program
         }
         http.Options.Add(scenario);
         baseline.Options.Add(scenario);
+        baseline.Options.Add(fair);
         compare.Options.Add(plan);
         foreach (var o in brokerOptions)
         {
@@ -126,7 +132,8 @@ public static class Program
             return new BrokerSettings(new Uri(u.EndsWith('/') ? u : u + "/"), t, p.GetValue(pool)!, p.GetValue(ttl), p.GetValue(connections),
                 p.GetValue(timeout), p.GetValue(brokerDb)!, p.GetValue(settle), p.GetValue(creates));
         }
-        BaselineSettings Baseline(ParseResult p) => new(p.GetValue(baselineDb)!, p.GetValue(pool)!, p.GetValue(ttl), p.GetValue(baselinePool));
+        BaselineSettings Baseline(ParseResult p, BaselineVariant variant) =>
+            new(p.GetValue(baselineDb)!, p.GetValue(pool)!, p.GetValue(ttl), p.GetValue(baselinePool), variant);
 
         http.SetAction((p, ct) => Guard(async () =>
         {
@@ -135,7 +142,7 @@ public static class Program
         }));
         baseline.SetAction((p, ct) => Guard(async () =>
         {
-            await using var backend = await BaselineBackend.OpenAsync(Baseline(p), ct);
+            await using var backend = await BaselineBackend.OpenAsync(Baseline(p, p.GetValue(fair) ? BaselineVariant.Fair : BaselineVariant.Minimal), ct);
             return await RunOneAsync(backend, Spec(p), Runner(p), p.GetValue(output), p.GetValue(baselineDb), ct);
         }));
         compare.SetAction((p, ct) => Guard(async () =>
@@ -143,7 +150,7 @@ public static class Program
             var specs = p.GetValue(plan)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(e => ScenarioSpec.ParsePlanEntry(e, p.GetValue(duration), p.GetValue(warmup), p.GetValue(keys), MixWeights.Parse(p.GetValue(mix)!)))
                 .ToList();
-            return await CompareAsync(specs, p.GetValue(skipBaseline) ? null : Baseline(p), p.GetValue(skipBroker) ? null : Broker(p),
+            return await CompareAsync(specs, p.GetValue(skipBaseline) ? null : Baseline(p, BaselineVariant.Minimal), p.GetValue(skipBroker) ? null : Broker(p),
                 Runner(p), p.GetValue(output), p.GetValue(brokerDb)!, ct);
         }));
 
