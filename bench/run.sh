@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - the documented benchmark run (docs/BENCHMARKS.md).
 #
-#   bench/run.sh                          baseline and broker, the default plan, a table and JSON at the end
+#   bench/run.sh                          both baselines and the broker, the default plan, a table and JSON at the end
 #   bench/run.sh --plan repeat@10000 --duration 20s      extra arguments go to `SandboxBroker.LoadGen compare`
 #
 # What it does:
@@ -9,9 +9,10 @@
 #      there) and that the broker's benchmark database (BENCH_DB, default sandboxbroker_bench) exists;
 #   2. when no gateway answers at BROKER_URL (default http://127.0.0.1:8080), starts ./run.sh in the background
 #      (one silo and the gateway, on BENCH_DB, with a generated admin token) and waits until it is ready;
-#   3. runs the load generator's `compare`: every scenario of the plan against the Postgres baseline and
-#      against the broker, with progress on the terminal; the table and the ratios are printed, and the JSON
-#      goes to .artifacts/bench/compare-<time>.json;
+#   3. runs the load generator's `compare`: every scenario of the plan against the two Postgres baselines
+#      (minimal, and fair: with the audit rows and the refill; `--baselines minimal` for the first only) and
+#      against the broker, with progress on the terminal; the table and the ratios (the broker against each
+#      baseline) are printed, and the JSON goes to .artifacts/bench/compare-<time>.json;
 #   4. stops what it started (run.sh, by its PID; run.sh stops its silo and gateway). Postgres keeps running.
 #
 # Environment (all optional):

@@ -12,7 +12,7 @@ public readonly record struct OpResult(string Op, string? Outcome, string? Error
 /// <summary>The operations a scenario needs from the system under test (the broker over HTTP, or the baseline on Postgres).</summary>
 public interface IClaimsBackend : IAsyncDisposable
 {
-    /// <summary>"broker" or "baseline".</summary>
+    /// <summary>"broker", "baseline" or "baseline-fair".</summary>
     string Target { get; }
 
     /// <summary>Acquires (or repeats) the claim of <paramref name="key"/> in the benchmark pool.</summary>

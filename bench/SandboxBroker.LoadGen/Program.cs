@@ -6,7 +6,8 @@ namespace SandboxBroker.LoadGen;
 
 /// <summary>
 /// sandboxbroker-loadgen: open-loop load against a running broker (http), the same job directly on Postgres
-/// (baseline), or both in one session with ratios (compare). See docs/BENCHMARKS.md.
+/// (baseline: minimal, or with --fair the one that also writes the audit rows and the refill), or all of them in one
+/// session with ratios (compare). See docs/BENCHMARKS.md.
 /// </summary>
 public static class Program
 {
@@ -78,6 +79,15 @@ public static class Program
         // --- baseline ---
         var baselineDb = new Option<string>("--baseline-db") { Description = "the baseline's database (created when missing)", DefaultValueFactory = _ => DefaultBaseline };
         var baselinePool = new Option<int>("--baseline-pool-size") { Description = "max pooled Postgres connections of the baseline", DefaultValueFactory = _ => 32 };
+        var fair = new Option<bool>("--fair")
+        {
+            Description = "baseline: the fair variant (target baseline-fair): an acquire also appends an audit row and inserts the refill, a release appends an audit row",
+        };
+        var baselines = new Option<string>("--baselines")
+        {
+            Description = "compare: which baselines run beside the broker, in this order: minimal, fair or both",
+            DefaultValueFactory = _ => "minimal,fair",
+        };
 
         Option[] common = [rate, duration, warmup, keys, mix, maxInFlight, timeout, drain, readyTimeout, setupConcurrency, noCleanup, cpu, output, ttl, pool];
         Option[] brokerOptions = [url, token, connections, brokerDb, settle, creates];
@@ -94,6 +104,7 @@ public static class Program
         }
         http.Options.Add(scenario);
         baseline.Options.Add(scenario);
+        baseline.Options.Add(fair);
         compare.Options.Add(plan);
         foreach (var o in brokerOptions)
         {
@@ -106,7 +117,8 @@ public static class Program
             compare.Options.Add(o);
         }
         var skipBaseline = new Option<bool>("--skip-baseline") { Description = "compare: run the broker only" };
-        var skipBroker = new Option<bool>("--skip-broker") { Description = "compare: run the baseline only" };
+        var skipBroker = new Option<bool>("--skip-broker") { Description = "compare: run the baselines only" };
+        compare.Options.Add(baselines);
         compare.Options.Add(skipBaseline);
         compare.Options.Add(skipBroker);
 
@@ -126,7 +138,8 @@ public static class Program
             return new BrokerSettings(new Uri(u.EndsWith('/') ? u : u + "/"), t, p.GetValue(pool)!, p.GetValue(ttl), p.GetValue(connections),
                 p.GetValue(timeout), p.GetValue(brokerDb)!, p.GetValue(settle), p.GetValue(creates));
         }
-        BaselineSettings Baseline(ParseResult p) => new(p.GetValue(baselineDb)!, p.GetValue(pool)!, p.GetValue(ttl), p.GetValue(baselinePool));
+        BaselineSettings Baseline(ParseResult p, BaselineVariant variant) =>
+            new(p.GetValue(baselineDb)!, p.GetValue(pool)!, p.GetValue(ttl), p.GetValue(baselinePool), variant);
 
         http.SetAction((p, ct) => Guard(async () =>
         {
@@ -135,7 +148,7 @@ public static class Program
         }));
         baseline.SetAction((p, ct) => Guard(async () =>
         {
-            await using var backend = await BaselineBackend.OpenAsync(Baseline(p), ct);
+            await using var backend = await BaselineBackend.OpenAsync(Baseline(p, p.GetValue(fair) ? BaselineVariant.Fair : BaselineVariant.Minimal), ct);
             return await RunOneAsync(backend, Spec(p), Runner(p), p.GetValue(output), p.GetValue(baselineDb), ct);
         }));
         compare.SetAction((p, ct) => Guard(async () =>
@@ -143,7 +156,8 @@ public static class Program
             var specs = p.GetValue(plan)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(e => ScenarioSpec.ParsePlanEntry(e, p.GetValue(duration), p.GetValue(warmup), p.GetValue(keys), MixWeights.Parse(p.GetValue(mix)!)))
                 .ToList();
-            return await CompareAsync(specs, p.GetValue(skipBaseline) ? null : Baseline(p), p.GetValue(skipBroker) ? null : Broker(p),
+            var variants = p.GetValue(skipBaseline) ? [] : BaselineVariants.Parse(p.GetValue(baselines)!);
+            return await CompareAsync(specs, variants.Select(v => Baseline(p, v)).ToList(), p.GetValue(skipBroker) ? null : Broker(p),
                 Runner(p), p.GetValue(output), p.GetValue(brokerDb)!, ct);
         }));
 
@@ -167,16 +181,36 @@ public static class Program
         return result.ErrorCount == 0 ? 0 : 1;
     }
 
-    private static async Task<int> CompareAsync(IReadOnlyList<ScenarioSpec> specs, BaselineSettings? baselineSettings, BrokerSettings? brokerSettings,
-        RunnerOptions options, string? output, string brokerDb, CancellationToken ct)
+    private static async Task<int> CompareAsync(IReadOnlyList<ScenarioSpec> specs, IReadOnlyList<BaselineSettings> baselineSettings,
+        BrokerSettings? brokerSettings, RunnerOptions options, string? output, string brokerDb, CancellationToken ct)
+    {
+        var baselines = new List<BaselineBackend>();
+        try
+        {
+            foreach (var settings in baselineSettings)
+            {
+                baselines.Add(await BaselineBackend.OpenAsync(settings, ct));
+            }
+            return await CompareAsync(specs, baselines, brokerSettings, options, output, brokerDb, ct);
+        }
+        finally
+        {
+            foreach (var b in baselines)
+            {
+                await b.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task<int> CompareAsync(IReadOnlyList<ScenarioSpec> specs, IReadOnlyList<BaselineBackend> baselines,
+        BrokerSettings? brokerSettings, RunnerOptions options, string? output, string brokerDb, CancellationToken ct)
     {
         var runner = new ScenarioRunner(options, TimeProvider.System, Log);
         var results = new List<ScenarioResult>();
         var ratios = new List<Ratio>();
-        await using var baseline = baselineSettings is null ? null : await BaselineBackend.OpenAsync(baselineSettings, ct);
         await using var broker = brokerSettings is null ? null : new BrokerHttpBackend(brokerSettings);
         var path = output ?? DefaultPath("compare");
-        var machine = await MachineInfo.ReadAsync(baselineSettings?.ConnectionString ?? brokerDb, ct);
+        var machine = await MachineInfo.ReadAsync(baselines.Count > 0 ? baselines[0].StatsConnectionString : brokerDb, ct);
         var failures = new List<string>();
         async Task<ScenarioResult?> Try(IClaimsBackend backend, ScenarioSpec spec)
         {
@@ -196,18 +230,20 @@ public static class Program
         }
         foreach (var spec in specs)
         {
-            ScenarioResult? b = null, s = null;
-            if (baseline is not null && (b = await Try(baseline, spec)) is not null)
+            // Each baseline, then the broker: the broker's figures are set against every baseline that measured the scenario.
+            var measured = new List<ScenarioResult>();
+            foreach (var baseline in baselines)
             {
-                results.Add(b);
+                if (await Try(baseline, spec) is { } b)
+                {
+                    measured.Add(b);
+                    results.Add(b);
+                }
             }
-            if (broker is not null && (s = await Try(broker, spec)) is not null)
+            if (broker is not null && await Try(broker, spec) is { } s)
             {
                 results.Add(s);
-            }
-            if (b is not null && s is not null)
-            {
-                ratios.Add(Ratio.Of(s, b));
+                ratios.AddRange(measured.Select(b => Ratio.Of(s, b)));
             }
             // Written after every scenario, so an interrupted session keeps what it measured.
             await WriteJsonAsync(path, new CompareReport(machine, results, ratios, failures), ct);

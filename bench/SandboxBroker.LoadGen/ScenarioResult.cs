@@ -119,9 +119,10 @@ public sealed record ScenarioResult(
     };
 }
 
-/// <summary>Broker figures over baseline figures for one scenario (throughput: higher is better; latency and Postgres work: lower is better).</summary>
+/// <summary>Broker figures over one baseline's figures for one scenario (throughput: higher is better; latency and
+/// Postgres work: lower is better). <see cref="Baseline"/> names the baseline ("baseline" or "baseline-fair").</summary>
 public sealed record Ratio(string Label, double? Throughput, double? P50, double? P99, double? TransactionsPerOp, double? RowWritesPerOp,
-    double? StatementsPerOp = null)
+    double? StatementsPerOp = null, string Baseline = "baseline")
 {
     public static Ratio Of(ScenarioResult broker, ScenarioResult baseline)
     {
@@ -132,7 +133,8 @@ public sealed record Ratio(string Label, double? Throughput, double? P50, double
             Div(broker.LatencyMs.P99, baseline.LatencyMs.P99),
             Div(broker.Postgres?.TransactionsPerOp, baseline.Postgres?.TransactionsPerOp),
             Div(broker.Postgres?.RowWritesPerOp, baseline.Postgres?.RowWritesPerOp),
-            Div(broker.Postgres?.StatementsPerOp, baseline.Postgres?.StatementsPerOp));
+            Div(broker.Postgres?.StatementsPerOp, baseline.Postgres?.StatementsPerOp),
+            baseline.Target);
     }
 }
 
@@ -203,10 +205,10 @@ public static class Tables
 
     public static string Ratios(IEnumerable<Ratio> ratios)
     {
-        var rows = new List<string[]> { new[] { "scenario", "throughput broker/baseline", "p50 broker/baseline", "p99 broker/baseline", "pg stmt/op broker/baseline", "pg xact/op broker/baseline", "pg row writes/op broker/baseline" } };
+        var rows = new List<string[]> { new[] { "scenario", "baseline", "throughput broker/baseline", "p50 broker/baseline", "p99 broker/baseline", "pg stmt/op broker/baseline", "pg xact/op broker/baseline", "pg row writes/op broker/baseline" } };
         foreach (var r in ratios)
         {
-            rows.Add([r.Label, X(r.Throughput), X(r.P50), X(r.P99), X(r.StatementsPerOp), X(r.TransactionsPerOp), X(r.RowWritesPerOp)]);
+            rows.Add([r.Label, r.Baseline, X(r.Throughput), X(r.P50), X(r.P99), X(r.StatementsPerOp), X(r.TransactionsPerOp), X(r.RowWritesPerOp)]);
         }
         return Markdown(rows);
     }

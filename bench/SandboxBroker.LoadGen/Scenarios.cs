@@ -261,6 +261,10 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
                 if (backend is BaselineBackend baseline)
                 {
                     await baseline.ReleaseAllAsync(prefix, ct);
+                    // Publish the cleanup's counters now (closing the sessions does). A session left idle in the pool may
+                    // hold them for up to 10 s, into the next window, and with two baselines that window is the other
+                    // baseline's, whose own flush does not close this backend's sessions.
+                    await baseline.FlushPostgresStatsAsync(ct);
                 }
                 else if (toRelease.Count > 0)
                 {
