@@ -34,6 +34,7 @@ public enum OpOutcome
 /// <param name="SandboxId">The sandbox the answer named (ok answers of acquire/touch/release/read).</param>
 /// <param name="Created">An acquire answered 201: a new lease, not the active one repeated.</param>
 /// <param name="Code">The error code of a failure, or what went wrong for an unknown outcome.</param>
+/// <param name="Lease">The lease number the answer named (ok answers that carry one), so the audit check can name the lease.</param>
 public sealed record Operation(
     long Id,
     int Worker,
@@ -45,12 +46,13 @@ public sealed record Operation(
     int Status = 0,
     string? SandboxId = null,
     bool Created = false,
-    string? Code = null)
+    string? Code = null,
+    long? Lease = null)
 {
     public override string ToString() =>
         $"#{Id} w{Worker} {Kind.ToString().ToLowerInvariant()} [{Invoked.TotalMilliseconds:F0}..{Completed.TotalMilliseconds:F0}ms] " +
         $"{Outcome.ToString().ToLowerInvariant()}{(Status == 0 ? "" : $" {Status}")}" +
-        $"{(SandboxId is null ? "" : $" sandbox={SandboxId}")}{(Created ? " (new)" : "")}{(Code is null ? "" : $" {Code}")}";
+        $"{(SandboxId is null ? "" : $" sandbox={SandboxId}")}{(Lease is null ? "" : $" lease={Lease}")}{(Created ? " (new)" : "")}{(Code is null ? "" : $" {Code}")}";
 }
 
 /// <summary>A fault the harness injected, on the history's clock.</summary>

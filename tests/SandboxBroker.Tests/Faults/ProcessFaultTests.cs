@@ -33,11 +33,15 @@ public sealed record FaultSettings(TimeSpan Duration, int Keys, int Workers, int
 /// real faults during it (kill -9 of a silo, a graceful silo stop, Postgres restarted in immediate mode, the
 /// gateway killed), each restarted; then the recorded history is checked per key against a single-copy register,
 /// every acknowledged sandbox must have existed, and after a reconcile every provider sandbox must be owned by a
-/// live record or gone.
+/// live record or gone; last, every acknowledged lease change must have its audit row and the broker's index tables must
+/// agree with the grains (<see cref="IndexAuditChecker"/>).
 /// </summary>
 public sealed class ProcessFaultTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan ReconcileGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long the audit and index check reads differences again before it reports them (deletions finish asynchronously).</summary>
+    private static readonly TimeSpan IndexSettle = TimeSpan.FromSeconds(60);
 
     private enum FaultKind { SiloKill, SiloStop, PostgresRestart, GatewayKill }
 
@@ -93,6 +97,10 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
             // ---- after a reconcile, every provider sandbox is owned by a live record, or gone ----
             var (orphans, reconciles) = await CheckNothingLeftBehindAsync(cluster, admin);
             problems.AddRange(orphans);
+
+            // ---- every acknowledged lifecycle change has its audit row; the index agrees with the grains ----
+            // Last, once deletions and the reconcile are done: what still differs after the settle time is the index's fault.
+            problems.AddRange(await new IndexAuditCheck(cluster.Postgres.ConnectionString, admin, Log).RunAsync(operations, storm.KeyNames, IndexSettle));
 
             Log($"storm {stormTime.TotalSeconds:F1}s, whole run {clock.Elapsed.TotalSeconds:F1}s, {reconciles} reconcile(s) after the storm");
             Log(history.Summary());
@@ -370,7 +378,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         (await GetJsonAsync(admin, $"/v1/claims/{Uri.EscapeDataString(claimKey)}"))?.GetProperty("sandbox_id").GetString() == sandboxId;
 
     /// <summary>GET a JSON answer: null on 404; a 5xx or a timeout is retried (the cluster is settling).</summary>
-    private static async Task<JsonElement?> GetJsonAsync(HttpClient http, string path)
+    internal static async Task<JsonElement?> GetJsonAsync(HttpClient http, string path)
     {
         for (var attempt = 1; ; attempt++)
         {

@@ -120,7 +120,7 @@ public sealed class StormDriver : IDisposable
             op = status switch
             {
                 >= 200 and < 300 => new Operation(id, worker, key, kind, invoked, completed, OpOutcome.Ok, status,
-                    SandboxIdOf(body), Created: kind == OpKind.Acquire && response.StatusCode == HttpStatusCode.Created),
+                    SandboxIdOf(body), Created: kind == OpKind.Acquire && response.StatusCode == HttpStatusCode.Created, Lease: LeaseNumberOf(body)),
                 >= 400 and < 500 => new Operation(id, worker, key, kind, invoked, completed, OpOutcome.Fail, status, Code: ErrorCodeOf(body)),
                 _ => new Operation(id, worker, key, kind, invoked, completed, OpOutcome.Unknown, status, Code: ErrorCodeOf(body)),
             };
@@ -146,6 +146,12 @@ public sealed class StormDriver : IDisposable
     {
         using var document = JsonDocument.Parse(body);
         return document.RootElement.TryGetProperty("sandbox_id", out var id) ? id.GetString() : null;
+    }
+
+    private static long? LeaseNumberOf(string body)
+    {
+        using var document = JsonDocument.Parse(body);
+        return document.RootElement.TryGetProperty("lease_number", out var number) && number.ValueKind == JsonValueKind.Number ? number.GetInt64() : null;
     }
 
     private static string? ErrorCodeOf(string body)
