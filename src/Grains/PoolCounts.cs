@@ -16,12 +16,18 @@ public sealed class PoolCounts
     /// <summary>Handed out to a claim (warm, or reserved for a cold create), not yet heard of as leased.</summary>
     public IReadOnlyDictionary<string, DateTimeOffset> HandedOut => _handedOut;
 
-    public int Leased { get; private set; }
+    // Kept signed: notices are not ordered (a sandbox's "deleted" can overtake its "deleting"), so a count may dip below
+    // zero for a moment and is read as zero; clamping it instead would lose the decrement for good.
+    private int _leased;
+    private int _deleting;
+    private int _unlisted;
 
-    public int Deleting { get; private set; }
+    public int Leased => Math.Max(0, _leased);
+
+    public int Deleting => Math.Max(0, _deleting);
 
     /// <summary>Ready or provisioning at the index but in no list of this pool (a checkout a crash lost, a create it forgot).</summary>
-    public int Unlisted { get; private set; }
+    public int Unlisted => Math.Max(0, _unlisted);
 
     public int Total => _handedOut.Count + Leased + Deleting + Unlisted;
 
@@ -67,7 +73,7 @@ public sealed class PoolCounts
     /// <summary>Sets the counts from the index: the pool's live sandboxes by status, less those it lists or has handed out.</summary>
     public void Recount(IReadOnlyDictionary<string, long> unlistedByStatus)
     {
-        (Leased, Deleting, Unlisted) = (0, 0, 0);
+        (_leased, _deleting, _unlisted) = (0, 0, 0);
         _leaving.Clear(); // counted by what the index says they are
         foreach (var (status, count) in unlistedByStatus)
         {
@@ -83,13 +89,13 @@ public sealed class PoolCounts
         switch (status)
         {
             case SandboxStatus.Leased:
-                Leased = Math.Max(0, Leased + delta);
+                _leased += delta;
                 break;
             case var s when SandboxLifecycle.IsPendingDeletion(s) || s == SandboxStatus.Failed:
-                Deleting = Math.Max(0, Deleting + delta);
+                _deleting += delta;
                 break;
             case SandboxStatus.Provisioning or SandboxStatus.Ready:
-                Unlisted = Math.Max(0, Unlisted + delta);
+                _unlisted += delta;
                 break;
         }
     }
