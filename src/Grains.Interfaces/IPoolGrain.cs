@@ -30,5 +30,6 @@ public interface IPoolGrain : IGrainWithStringKey
 
     /// <summary>A sandbox of this pool moved from one status to another (sent by the sandbox grain after it stored the change).</summary>
     [Alias("OnSandboxStatus")]
+    [OneWay] // the sandbox needs no answer: a lost notice is corrected by the pool's recount from the index
     Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to);
 }

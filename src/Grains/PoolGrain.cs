@@ -24,6 +24,43 @@ public sealed class PoolState
     /// <summary>Sandboxes the pool is creating to stay warm, with when the create started.</summary>
     [Id(2)] public Dictionary<string, DateTimeOffset> Provisioning { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>The ready ids as a set: a notice about a sandbox the pool does not list (most of them) must not scan a list
+    /// of thousands. Built on first use; every change of <see cref="Ready"/> goes through the methods below.</summary>
+    [NonSerialized] private HashSet<string>? _readyIds;
+
+    private HashSet<string> ReadyIds => _readyIds ??= new HashSet<string>(Ready, StringComparer.Ordinal);
+
+    public bool AddReady(string sandboxId, bool first = false)
+    {
+        if (!ReadyIds.Add(sandboxId))
+        {
+            return false;
+        }
+        if (first)
+        {
+            Ready.Insert(0, sandboxId);
+        }
+        else
+        {
+            Ready.Add(sandboxId);
+        }
+        return true;
+    }
+
+    public bool RemoveReady(string sandboxId) => ReadyIds.Remove(sandboxId) && Ready.Remove(sandboxId);
+
+    public string TakeOldestReady() => Take(0);
+
+    public string TakeNewestReady() => Take(Ready.Count - 1);
+
+    private string Take(int index)
+    {
+        var id = Ready[index];
+        Ready.RemoveAt(index);
+        ReadyIds.Remove(id);
+        return id;
+    }
+
     /// <summary>A copy sharing no collection with this one (the configuration is an immutable record).</summary>
     public PoolState Snapshot() => new()
     {
@@ -150,8 +187,7 @@ public sealed class PoolGrain(
         bool warm;
         if (S.Ready.Count > 0)
         {
-            id = S.Ready[0];
-            S.Ready.RemoveAt(0);
+            id = S.TakeOldestReady();
             warm = true;
             _dirty = true; // stored by the next flush: the sandbox grain, not this write, keeps the id from going out twice
         }
@@ -187,7 +223,7 @@ public sealed class PoolGrain(
         switch (info?.Status)
         {
             case SandboxStatus.Ready:
-                S.Ready.Insert(0, sandboxId); // untouched: the next claim can have it
+                S.AddReady(sandboxId, first: true); // untouched: the next claim can have it
                 _dirty = true;
                 break;
             case { } status:
@@ -201,11 +237,11 @@ public sealed class PoolGrain(
     {
         if (to == SandboxStatus.Ready && S.Provisioning.Remove(sandboxId))
         {
-            S.Ready.Add(sandboxId);
+            S.AddReady(sandboxId);
             _dirty = true;
             return Task.CompletedTask;
         }
-        var listed = S.Ready.Remove(sandboxId) | S.Provisioning.Remove(sandboxId);
+        var listed = S.RemoveReady(sandboxId) | S.Provisioning.Remove(sandboxId);
         _dirty |= listed; // stored (and the pool topped up) by the next flush
         _counts.Move(sandboxId, from, to, listed);
         return Task.CompletedTask;
@@ -316,7 +352,7 @@ public sealed class PoolGrain(
                     break;
                 case SandboxStatus.Ready:
                     S.Provisioning.Remove(id);
-                    S.Ready.Add(id);
+                    S.AddReady(id);
                     break;
                 default:
                     S.Provisioning.Remove(id); // counted by its status at the recount below
@@ -338,7 +374,7 @@ public sealed class PoolGrain(
             else if (info.Status == SandboxStatus.Ready && age > TimeSpan.Zero)
             {
                 _counts.TakeBack(id);
-                S.Ready.Add(id);
+                S.AddReady(id);
                 _dirty = true;
                 logger.LogInformation("Pool {Pool} takes back sandbox {SandboxId}: handed out at {At} but never leased", Name, id, at);
             }
@@ -387,8 +423,7 @@ public sealed class PoolGrain(
         var surplus = new List<string>();
         for (var excess = Total - config.MaxTotal; excess > 0 && S.Ready.Count > 0; excess--)
         {
-            var id = S.Ready[^1];
-            S.Ready.RemoveAt(S.Ready.Count - 1);
+            var id = S.TakeNewestReady();
             _counts.Leave(id);
             surplus.Add(id);
         }

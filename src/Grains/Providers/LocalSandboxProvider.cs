@@ -44,7 +44,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         var metadata = new LocalMetadata(request.SandboxId, request.Name, request.Template, request.Labels.ToDictionary(), DateTimeOffset.UtcNow);
         await WriteMetadataAsync(directory, metadata, cancellationToken);
         StartProcess(directory);
-        logger.LogInformation("Created local sandbox {SandboxId} at {Directory}", request.SandboxId, directory);
+        logger.LogDebug("Created local sandbox {SandboxId} at {Directory}", request.SandboxId, directory);
         return (await ReadAsync(directory, cancellationToken))!;
     }
 
@@ -95,7 +95,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         // Remove the metadata first: a half-deleted directory is no longer listed as a sandbox.
         File.Delete(Path.Combine(directory, MetadataFile));
         Directory.Delete(directory, recursive: true);
-        logger.LogInformation("Deleted local sandbox {SandboxId}", sandboxId);
+        logger.LogDebug("Deleted local sandbox {SandboxId}", sandboxId);
         return Task.CompletedTask;
     }
 
