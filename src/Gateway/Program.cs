@@ -101,6 +101,8 @@ public static class Program
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
+        // After authorization (an anonymous caller learns nothing about the checks), before every endpoint.
+        app.Use(ApiInput.CheckRequestAsync);
 
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", Readiness.CheckAsync).ExcludeFromDescription();

@@ -27,13 +27,14 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         catch (Exception e) when (!context.Response.HasStarted && !(e is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
         {
             var error = Map(e);
+            var path = ApiInput.Printable(context.Request.Path.ToString());
             if (error.Status >= 500)
             {
-                logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, context.Request.Path, error.Code);
+                logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, path, error.Code);
             }
             else
             {
-                logger.LogDebug("Request {RequestId} {Method} {Path} refused: {Code} {Message}", context.TraceIdentifier, context.Request.Method, context.Request.Path, error.Code, error.Message);
+                logger.LogDebug("Request {RequestId} {Method} {Path} refused: {Code} {Message}", context.TraceIdentifier, context.Request.Method, path, error.Code, error.Message);
             }
             context.Response.Clear();
             await error.WriteAsync(context);
@@ -73,9 +74,9 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         var http = context.HttpContext;
         var error = http.Response.StatusCode switch
         {
-            StatusCodes.Status404NotFound => ApiError.NotFound($"no such resource: {http.Request.Path}"),
+            StatusCodes.Status404NotFound => ApiError.NotFound($"no such resource: {ApiInput.Printable(http.Request.Path.ToString())}"),
             StatusCodes.Status405MethodNotAllowed => new ApiError(StatusCodes.Status405MethodNotAllowed, GatewayErrorCodes.MethodNotAllowed,
-                $"{http.Request.Method} is not allowed on {http.Request.Path}"),
+                $"{http.Request.Method} is not allowed on {ApiInput.Printable(http.Request.Path.ToString())}"),
             StatusCodes.Status413PayloadTooLarge => new ApiError(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
             StatusCodes.Status415UnsupportedMediaType => new ApiError(StatusCodes.Status415UnsupportedMediaType, GatewayErrorCodes.UnsupportedMediaType,
                 "the body must be application/json", "content-type"),

@@ -56,10 +56,14 @@ public static class ApiRoutes
     public static IResult Json<T>(T value, int status = StatusCodes.Status200OK) =>
         Results.Json(value, ApiJson.Options, statusCode: status);
 
-    /// <summary>Documents the error responses an endpoint can give (all in the one error shape).</summary>
+    /// <summary>
+    /// Documents the error responses an endpoint can give (all in the one error shape). Every endpoint can answer 400:
+    /// its path and query pass <see cref="ApiInput"/> first.
+    /// </summary>
     public static RouteHandlerBuilder ProducesErrors(this RouteHandlerBuilder builder, params int[] statuses)
     {
-        foreach (var status in statuses.Concat([StatusCodes.Status401Unauthorized, StatusCodes.Status429TooManyRequests]).Distinct())
+        int[] always = [StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status429TooManyRequests];
+        foreach (var status in statuses.Concat(always).Distinct().Order())
         {
             builder.Produces<ErrorEnvelope>(status);
         }
