@@ -5,7 +5,10 @@ namespace SandboxBroker.Gateway.Api;
 /// <summary>Reads a JSON request body, turning every kind of malformed input into a 400 that names the field.</summary>
 public static class ApiBody
 {
-    /// <summary>The body as <typeparamref name="T"/>; <paramref name="empty"/> when there is no body at all.</summary>
+    /// <summary>
+    /// The body as <typeparamref name="T"/>; <paramref name="empty"/> when there is no body at all. A body of JSON
+    /// <c>null</c> is not "no body": the endpoint wants an object, so it is refused like an array or a number.
+    /// </summary>
     public static async Task<T> ReadAsync<T>(HttpContext context, T empty) where T : class
     {
         var request = context.Request;
@@ -39,7 +42,7 @@ public static class ApiBody
                 : $"'{field}' has a value of the wrong type or format";
             throw ApiError.BadRequest(field, message).ToException();
         }
-        return body ?? empty;
+        return body ?? throw ApiError.BadRequest("body", "the body must be a JSON object, not null").ToException();
     }
 
     /// <summary>
