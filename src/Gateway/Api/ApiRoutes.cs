@@ -23,14 +23,16 @@ public static class ApiRoutes
         return key;
     }
 
-    public static string SandboxIdFrom(string routeValue)
-    {
-        if (routeValue.Length is 0 or > 64 || !routeValue.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-        {
-            throw ApiError.BadRequest("id", "a sandbox id is 1-64 characters of A-Z, a-z, 0-9, '-' and '_'").ToException();
-        }
-        return routeValue;
-    }
+    public static string SandboxIdFrom(string routeValue) =>
+        IsSandboxId(routeValue)
+            ? routeValue
+            : throw ApiError.BadRequest("id", "a sandbox id is 1-64 characters of A-Z, a-z, 0-9, '-' and '_'").ToException();
+
+    public static bool IsSandboxId(string value) => value.Length is > 0 and <= 64 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
+    /// <summary>A pool name from the path or a filter: one that can exist, else a 400 naming <paramref name="field"/>.</summary>
+    public static string PoolNameFrom(string value, string field) =>
+        PoolName.IsValid(value) ? value : throw ApiError.BadRequest(field, PoolName.Rule).ToException();
 
     /// <summary>
     /// Runs a grain call; a CONCURRENT_UPDATE (another activation of the grain wrote first, during a membership

@@ -85,7 +85,7 @@ public static class WebhookEndpoints
             metrics.CountWebhookReceived("ping");
             return ApiRoutes.Json(new WebhookReceipt(deliveryId, "pong", false));
         }
-        if (deliveryId.Length is 0 or > 100 || !deliveryId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        if (!IsDeliveryId(deliveryId))
         {
             throw ApiError.BadRequest(DeliveryHeader, $"the {DeliveryHeader} header is missing or malformed").ToException();
         }
@@ -123,11 +123,12 @@ public static class WebhookEndpoints
     }
 
     private static async Task<IResult> Get(string deliveryId, HttpContext context, WebhookDeliveryStore store) =>
-        ApiRoutes.Json(DeliveryView.From(await store.GetAsync(deliveryId, context.RequestAborted)
+        ApiRoutes.Json(DeliveryView.From(await store.GetAsync(DeliveryIdFrom(deliveryId), context.RequestAborted)
             ?? throw ApiError.NotFound($"delivery '{deliveryId}' is not known (or past its retention)").ToException()));
 
     private static async Task<IResult> Retry(string deliveryId, HttpContext context, WebhookDeliveryStore store, DeliverySignal signal)
     {
+        DeliveryIdFrom(deliveryId);
         var row = await store.RetryAsync(deliveryId, context.RequestAborted)
             ?? throw ApiError.NotFound($"delivery '{deliveryId}' is not known (or past its retention)").ToException();
         if (row.Status == DeliveryStatus.Processed)
@@ -182,4 +183,13 @@ public static class WebhookEndpoints
     }
 
     private static string? Truncate(string? value) => value is { Length: > 200 } ? value[..200] : value;
+
+    /// <summary>What GitHub sends as X-GitHub-Delivery (a GUID); the same rule for the admin view's path.</summary>
+    private static bool IsDeliveryId(string value) =>
+        value.Length is > 0 and <= 100 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    private static string DeliveryIdFrom(string routeValue) =>
+        IsDeliveryId(routeValue)
+            ? routeValue
+            : throw ApiError.BadRequest("delivery_id", "a delivery id is 1-100 characters of A-Z, a-z, 0-9, '-', '_' and '.'").ToException();
 }
