@@ -67,7 +67,7 @@ public static class WebhookEndpoints
         {
             metrics.CountWebhookReceived("unauthorized");
             loggers.CreateLogger(typeof(WebhookEndpoints)).LogWarning("GitHub webhook refused: {Reason} (delivery {DeliveryId}, from {Remote})",
-                string.IsNullOrEmpty(signature) ? "no signature" : "signature mismatch", request.Headers[DeliveryHeader].ToString(),
+                string.IsNullOrEmpty(signature) ? "no signature" : "signature mismatch", ApiInput.Printable(request.Headers[DeliveryHeader].ToString()),
                 context.Connection.RemoteIpAddress);
             throw new ApiError(StatusCodes.Status401Unauthorized, GatewayErrorCodes.Unauthenticated,
                 string.IsNullOrEmpty(signature)
@@ -171,15 +171,33 @@ public static class WebhookEndpoints
             {
                 throw ApiError.BadRequest("body", "the payload is not a JSON object").ToException();
             }
-            var action = root.TryGetProperty("action", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
+            var action = root.TryGetProperty("action", out var a) && a.ValueKind == JsonValueKind.String ? Text(a, "action") : null;
             var repository = root.TryGetProperty("repository", out var r) && r.ValueKind == JsonValueKind.Object &&
-                r.TryGetProperty("full_name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+                r.TryGetProperty("full_name", out var n) && n.ValueKind == JsonValueKind.String ? Text(n, "repository.full_name") : null;
             return (Truncate(action), Truncate(repository));
         }
         catch (JsonException)
         {
             throw ApiError.BadRequest("body", "the payload is not valid JSON").ToException();
         }
+    }
+
+    /// <summary>
+    /// A string the delivery log stores as text and the admin view shows (the repository also becomes a claim key and a
+    /// sandbox name): through <see cref="ApiInput"/>, and an escape that is no UTF-16 (a lone \ud800) is a 400 as well.
+    /// </summary>
+    private static string Text(JsonElement element, string field)
+    {
+        string value;
+        try
+        {
+            value = element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw ApiError.BadRequest(field, $"'{field}' is not valid text (an escape that is no UTF-16)").ToException();
+        }
+        return ApiInput.Text(value, field)!;
     }
 
     private static string? Truncate(string? value) => value is { Length: > 200 } ? value[..200] : value;
