@@ -32,6 +32,11 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
             {
                 logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, path, error.Code);
             }
+            else if (e is Npgsql.NpgsqlException)
+            {
+                // Input the edge should have refused reached Postgres: answered as bad input, logged to be fixed.
+                logger.LogWarning(e, "Request {RequestId} {Method} {Path}: a value was refused by the database", context.TraceIdentifier, context.Request.Method, path);
+            }
             else
             {
                 logger.LogDebug("Request {RequestId} {Method} {Path} refused: {Code} {Message}", context.TraceIdentifier, context.Request.Method, path, error.Code, error.Message);
@@ -53,6 +58,9 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
             new(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
         BadHttpRequestException bad => new(bad.StatusCode, ErrorCodes.InvalidArgument, bad.Message, "body"),
+        // Class 22 is a data exception (NUL in text, a value out of range): the value is at fault, and retrying it fails again.
+        Npgsql.PostgresException { SqlState: var state } when state.StartsWith("22", StringComparison.Ordinal) =>
+            new(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, "a value in the request cannot be stored or compared; it is refused"),
         Npgsql.NpgsqlException => DatabaseUnavailable,
         // A silo's exception Orleans cannot carry to this process arrives as a fallback naming the original type.
         Orleans.Serialization.UnavailableExceptionFallbackException { ExceptionType: { } type } when type.StartsWith("Npgsql.", StringComparison.Ordinal) => DatabaseUnavailable,
