@@ -49,7 +49,15 @@ public static class Program
             EnsureUrlsFree(urls);
             builder.WebHost.UseUrls(urls);
         }
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxBodyBytes);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = MaxBodyBytes;
+            // Twice the broker's own limits, which ApiMiddleware answers in the error shape: Kestrel answers a request
+            // over its limits itself, with an empty body, so its limits are only the backstop.
+            k.Limits.MaxRequestLineSize = 2 * ApiMiddleware.MaxRequestTargetLength;
+            k.Limits.MaxRequestHeadersTotalSize = 2 * ApiMiddleware.MaxRequestHeadersBytes;
+            k.Limits.MaxRequestHeaderCount = 2 * ApiMiddleware.MaxRequestHeaderCount;
+        });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         // Built now, so a malformed connection string stops the start with one line.
         builder.Services.AddSingleton(PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-gateway"));
@@ -101,6 +109,8 @@ public static class Program
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
+        // After authorization (an anonymous caller learns nothing about the checks), before every endpoint.
+        app.Use(ApiInput.CheckRequestAsync);
 
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", Readiness.CheckAsync).ExcludeFromDescription();

@@ -105,10 +105,15 @@ public static class AdminEndpoints
     }
 
     private static async Task<IResult> ListTokens(string? tenant, HttpContext context, ApiTokenStore store) =>
-        ApiRoutes.Json(new TokenList((await store.ListAsync(tenant, context.RequestAborted)).Select(TokenView.From).ToList()));
+        ApiRoutes.Json(new TokenList((await store.ListAsync(tenant is null ? null : TokenRules.Tenant(tenant), context.RequestAborted))
+            .Select(TokenView.From).ToList()));
 
     private static async Task<IResult> RevokeToken(string tokenId, HttpContext context, ApiTokenStore store, TokenValidator validator)
     {
+        if (tokenId.Length is 0 or > 64 || !tokenId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            throw ApiError.BadRequest("token_id", "a token id is 1-64 characters of A-Z, a-z, 0-9, '-' and '_' (tok_…)").ToException();
+        }
         var token = await store.RevokeAsync(tokenId, context.RequestAborted)
             ?? throw ApiError.NotFound($"token '{tokenId}' does not exist").ToException();
         validator.Forget(tokenId);

@@ -10,6 +10,8 @@ public static class GatewayErrorCodes
     public const string MethodNotAllowed = "METHOD_NOT_ALLOWED";
     public const string PayloadTooLarge = "PAYLOAD_TOO_LARGE";
     public const string UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE";
+    public const string UriTooLong = "URI_TOO_LONG";
+    public const string HeadersTooLarge = "HEADERS_TOO_LARGE";
     public const string Unavailable = "UNAVAILABLE";
     public const string Overloaded = "OVERLOADED";
     public const string Internal = "INTERNAL";
@@ -40,6 +42,8 @@ public sealed record ApiError(int Status, string Code, string Message, string? F
             ErrorCodes.LeaseNotActive or ErrorCodes.InvalidTransition or ErrorCodes.Conflict => StatusCodes.Status409Conflict,
         GatewayErrorCodes.PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
         GatewayErrorCodes.UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
+        GatewayErrorCodes.UriTooLong => StatusCodes.Status414UriTooLong,
+        GatewayErrorCodes.HeadersTooLarge => StatusCodes.Status431RequestHeaderFieldsTooLarge,
         GatewayErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
         ErrorCodes.ProviderError => StatusCodes.Status502BadGateway,
         ErrorCodes.ProviderUnavailable or ErrorCodes.ConcurrentUpdate or GatewayErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,

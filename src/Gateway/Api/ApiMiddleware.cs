@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace SandboxBroker.Gateway.Api;
 
@@ -9,6 +10,18 @@ namespace SandboxBroker.Gateway.Api;
 public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> logger, BrokerMetrics metrics)
 {
     public const string RequestIdHeader = "X-Request-ID";
+
+    /// <summary>
+    /// The broker's limits on a request's target (path and query) and headers. They are checked here, so a request
+    /// over them is answered in the error shape with a request id. Kestrel's own limits (<see cref="Program"/>) are set
+    /// above these as the backstop: a request over those is refused by Kestrel's parser before any middleware runs, and
+    /// that answer (like Kestrel's other parser rejections) has an empty body and no X-Request-ID.
+    /// </summary>
+    public const int MaxRequestTargetLength = 8 * 1024;
+
+    public const int MaxRequestHeadersBytes = 32 * 1024;
+
+    public const int MaxRequestHeaderCount = 100;
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -22,18 +35,25 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
+            CheckLimits(context);
             await next(context);
         }
         catch (Exception e) when (!context.Response.HasStarted && !(e is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
         {
             var error = Map(e);
+            var path = ApiInput.Printable(context.Request.Path.ToString());
             if (error.Status >= 500)
             {
-                logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, context.Request.Path, error.Code);
+                logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, path, error.Code);
+            }
+            else if (e is Npgsql.NpgsqlException)
+            {
+                // Input the edge should have refused reached Postgres: answered as bad input, logged to be fixed.
+                logger.LogWarning(e, "Request {RequestId} {Method} {Path}: a value was refused by the database", context.TraceIdentifier, context.Request.Method, path);
             }
             else
             {
-                logger.LogDebug("Request {RequestId} {Method} {Path} refused: {Code} {Message}", context.TraceIdentifier, context.Request.Method, context.Request.Path, error.Code, error.Message);
+                logger.LogDebug("Request {RequestId} {Method} {Path} refused: {Code} {Message}", context.TraceIdentifier, context.Request.Method, path, error.Code, error.Message);
             }
             context.Response.Clear();
             await error.WriteAsync(context);
@@ -52,6 +72,9 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
             new(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
         BadHttpRequestException bad => new(bad.StatusCode, ErrorCodes.InvalidArgument, bad.Message, "body"),
+        // Class 22 is a data exception (NUL in text, a value out of range): the value is at fault, and retrying it fails again.
+        Npgsql.PostgresException { SqlState: var state } when state.StartsWith("22", StringComparison.Ordinal) =>
+            new(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, "a value in the request cannot be stored or compared; it is refused"),
         Npgsql.NpgsqlException => DatabaseUnavailable,
         // A silo's exception Orleans cannot carry to this process arrives as a fallback naming the original type.
         Orleans.Serialization.UnavailableExceptionFallbackException { ExceptionType: { } type } when type.StartsWith("Npgsql.", StringComparison.Ordinal) => DatabaseUnavailable,
@@ -73,9 +96,11 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         var http = context.HttpContext;
         var error = http.Response.StatusCode switch
         {
-            StatusCodes.Status404NotFound => ApiError.NotFound($"no such resource: {http.Request.Path}"),
+            StatusCodes.Status404NotFound => ApiError.NotFound($"no such resource: {ApiInput.Printable(http.Request.Path.ToString())}"),
             StatusCodes.Status405MethodNotAllowed => new ApiError(StatusCodes.Status405MethodNotAllowed, GatewayErrorCodes.MethodNotAllowed,
-                $"{http.Request.Method} is not allowed on {http.Request.Path}"),
+                $"{http.Request.Method} is not allowed on {ApiInput.Printable(http.Request.Path.ToString())}"),
+            StatusCodes.Status414UriTooLong => UriTooLong,
+            StatusCodes.Status431RequestHeaderFieldsTooLarge => HeadersTooLarge,
             StatusCodes.Status413PayloadTooLarge => new ApiError(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
             StatusCodes.Status415UnsupportedMediaType => new ApiError(StatusCodes.Status415UnsupportedMediaType, GatewayErrorCodes.UnsupportedMediaType,
                 "the body must be application/json", "content-type"),
@@ -83,6 +108,36 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
                 $"the request failed with status {status}"),
         };
         return error.WriteAsync(http);
+    }
+
+    private static readonly ApiError UriTooLong = new(StatusCodes.Status414UriTooLong, GatewayErrorCodes.UriTooLong,
+        $"the request's path and query are longer than {MaxRequestTargetLength} characters", "url");
+
+    private static readonly ApiError HeadersTooLarge = new(StatusCodes.Status431RequestHeaderFieldsTooLarge, GatewayErrorCodes.HeadersTooLarge,
+        $"the request's headers are larger than {MaxRequestHeadersBytes} bytes or more than {MaxRequestHeaderCount}", "headers");
+
+    /// <summary>The request's target and headers against the broker's limits (Kestrel's sit above them).</summary>
+    private static void CheckLimits(HttpContext context)
+    {
+        var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? "";
+        if (target.Length > MaxRequestTargetLength)
+        {
+            throw UriTooLong.ToException();
+        }
+        long bytes = 0;
+        var count = 0;
+        foreach (var (name, values) in context.Request.Headers)
+        {
+            foreach (var value in values)
+            {
+                bytes += name.Length + (value?.Length ?? 0) + 4; // "name: value\r\n", as Kestrel counts a header line
+                count++;
+            }
+        }
+        if (bytes > MaxRequestHeadersBytes || count > MaxRequestHeaderCount)
+        {
+            throw HeadersTooLarge.ToException();
+        }
     }
 
     private static string RequestIdFrom(string? incoming) =>

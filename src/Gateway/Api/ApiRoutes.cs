@@ -23,14 +23,16 @@ public static class ApiRoutes
         return key;
     }
 
-    public static string SandboxIdFrom(string routeValue)
-    {
-        if (routeValue.Length is 0 or > 64 || !routeValue.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-        {
-            throw ApiError.BadRequest("id", "a sandbox id is 1-64 characters of A-Z, a-z, 0-9, '-' and '_'").ToException();
-        }
-        return routeValue;
-    }
+    public static string SandboxIdFrom(string routeValue) =>
+        IsSandboxId(routeValue)
+            ? routeValue
+            : throw ApiError.BadRequest("id", "a sandbox id is 1-64 characters of A-Z, a-z, 0-9, '-' and '_'").ToException();
+
+    public static bool IsSandboxId(string value) => value.Length is > 0 and <= 64 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
+    /// <summary>A pool name from the path or a filter: one that can exist, else a 400 naming <paramref name="field"/>.</summary>
+    public static string PoolNameFrom(string value, string field) =>
+        PoolName.IsValid(value) ? value : throw ApiError.BadRequest(field, PoolName.Rule).ToException();
 
     /// <summary>
     /// Runs a grain call; a CONCURRENT_UPDATE (another activation of the grain wrote first, during a membership
@@ -56,10 +58,14 @@ public static class ApiRoutes
     public static IResult Json<T>(T value, int status = StatusCodes.Status200OK) =>
         Results.Json(value, ApiJson.Options, statusCode: status);
 
-    /// <summary>Documents the error responses an endpoint can give (all in the one error shape).</summary>
+    /// <summary>
+    /// Documents the error responses an endpoint can give (all in the one error shape). Every endpoint can answer 400:
+    /// its path and query pass <see cref="ApiInput"/> first.
+    /// </summary>
     public static RouteHandlerBuilder ProducesErrors(this RouteHandlerBuilder builder, params int[] statuses)
     {
-        foreach (var status in statuses.Concat([StatusCodes.Status401Unauthorized, StatusCodes.Status429TooManyRequests]).Distinct())
+        int[] always = [StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status429TooManyRequests];
+        foreach (var status in statuses.Concat(always).Distinct().Order())
         {
             builder.Produces<ErrorEnvelope>(status);
         }

@@ -32,6 +32,9 @@ public static class CompatEndpoints
     public const string TrackNameHeader = "X-Instruqt-Track-ID";
     public const string IdempotencyHeader = "Idempotency-Key";
 
+    /// <summary>Headers kept as labels are label values: at most this long.</summary>
+    private const int MaxLabelHeaderLength = 256;
+
     public static void MapCompatEndpoints(this IEndpointRouteBuilder app)
     {
         var compat = app.MapGroup("/v1").WithTags("Lab clients (compatible)").RequireAuthorization(Policies.Claims);
@@ -74,11 +77,11 @@ public static class CompatEndpoints
         var track = RequireTrack(context.Request);
         var caller = context.Caller();
         var labels = new Dictionary<string, string> { ["track_id"] = track };
-        if (context.Request.Headers[TrackNameHeader].ToString() is { Length: > 0 and <= 256 } trackName)
+        if (ApiInput.Header(context.Request, TrackNameHeader, MaxLabelHeaderLength) is { } trackName)
         {
             labels["track_name"] = trackName;
         }
-        if (context.Request.Headers[IdempotencyHeader].ToString() is { Length: > 0 and <= 256 } idempotencyKey)
+        if (ApiInput.Header(context.Request, IdempotencyHeader, MaxLabelHeaderLength) is { } idempotencyKey)
         {
             labels["idempotency_key"] = idempotencyKey;
         }

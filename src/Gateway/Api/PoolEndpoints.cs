@@ -23,9 +23,10 @@ public static class PoolEndpoints
 
     private static async Task<IResult> Get(string name, IClusterClient client)
     {
+        var pool = ApiRoutes.PoolNameFrom(name, "name");
         try
         {
-            return ApiRoutes.Json(PoolView.From(await client.GetGrain<IPoolGrain>(name).GetStatus()));
+            return ApiRoutes.Json(PoolView.From(await client.GetGrain<IPoolGrain>(pool).GetStatus()));
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.NotFound)
         {
@@ -35,6 +36,7 @@ public static class PoolEndpoints
 
     private static async Task<IResult> Put(string name, HttpContext context, IClusterClient client)
     {
+        name = ApiRoutes.PoolNameFrom(name, "name");
         var body = await ApiBody.ReadAsync(context, new PoolBody());
         var pool = client.GetGrain<IPoolGrain>(name);
         PoolConfig? current;

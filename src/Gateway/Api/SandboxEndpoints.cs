@@ -10,6 +10,9 @@ public static class SandboxEndpoints
 {
     private const int DefaultLimit = 50;
     private const int MaxLimit = 500;
+    private const int MaxOwnerLength = 200;
+    private const int MaxCursorLength = 256;
+    private static readonly Encoding StrictUtf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public static void MapSandboxEndpoints(this IEndpointRouteBuilder app)
     {
@@ -51,6 +54,14 @@ public static class SandboxEndpoints
         {
             throw ApiError.BadRequest("limit", $"limit is a whole number from 1 to {MaxLimit}").ToException();
         }
+        if (pool is not null)
+        {
+            ApiRoutes.PoolNameFrom(pool, "pool");
+        }
+        if (owner is { Length: 0 or > MaxOwnerLength })
+        {
+            throw ApiError.BadRequest("owner", $"owner is 1-{MaxOwnerLength} characters").ToException();
+        }
         var after = cursor is null ? null : DecodeCursor(cursor);
         var query = new SandboxQuery(context.Caller().TenantFilter, status, pool, owner, after, size);
         var rows = await index.ListSandboxesAsync(query, context.RequestAborted);
@@ -62,22 +73,30 @@ public static class SandboxEndpoints
         Convert.ToBase64String(Encoding.UTF8.GetBytes($"{cursor.CreatedAt.UtcTicks.ToString(CultureInfo.InvariantCulture)}|{cursor.SandboxId}"))
             .TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
+    /// <summary>
+    /// A cursor is taken only in the exact form <see cref="EncodeCursor"/> writes: base64url of "ticks|sandbox id".
+    /// Anything else (other characters, bytes that are not UTF-8, an id no sandbox can have) is a 400, never a query.
+    /// </summary>
     private static SandboxCursor DecodeCursor(string cursor)
     {
         try
         {
-            var base64 = cursor.Replace('-', '+').Replace('_', '/');
-            var text = Encoding.UTF8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + (4 - base64.Length % 4) % 4, '=')));
-            var bar = text.IndexOf('|');
-            if (bar > 0 && long.TryParse(text[..bar], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) && bar < text.Length - 1)
+            if (cursor.Length is > 0 and <= MaxCursorLength && cursor.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             {
-                return new SandboxCursor(new DateTimeOffset(ticks, TimeSpan.Zero), text[(bar + 1)..]);
+                var base64 = cursor.Replace('-', '+').Replace('_', '/');
+                var text = StrictUtf8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + (4 - base64.Length % 4) % 4, '=')));
+                var bar = text.IndexOf('|');
+                if (bar > 0 && long.TryParse(text[..bar], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) &&
+                    ApiRoutes.IsSandboxId(text[(bar + 1)..]))
+                {
+                    return new SandboxCursor(new DateTimeOffset(ticks, TimeSpan.Zero), text[(bar + 1)..]);
+                }
             }
         }
         catch (FormatException)
         {
         }
-        catch (ArgumentOutOfRangeException)
+        catch (ArgumentException) // ticks out of range; bytes that are not UTF-8
         {
         }
         throw ApiError.BadRequest("cursor", "cursor is not one this API returned (use next_cursor as given)").ToException();

@@ -183,6 +183,20 @@ public static class IssueEventMapper
     private static JsonElement? Object(JsonElement parent, string name) =>
         parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Object ? value : null;
 
-    private static string? String(JsonElement parent, string name) =>
-        parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    /// <summary>A string field; one holding an escape that is no UTF-16 (a lone \ud800) makes the payload invalid, not the processor fail.</summary>
+    private static string? String(JsonElement parent, string name)
+    {
+        if (!parent.TryGetProperty(name, out var value) || value.ValueKind != JsonValueKind.String)
+        {
+            return null;
+        }
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            throw new InvalidPayloadException($"'{name}' is not valid text (an escape that is no UTF-16)");
+        }
+    }
 }

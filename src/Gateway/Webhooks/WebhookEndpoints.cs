@@ -67,7 +67,7 @@ public static class WebhookEndpoints
         {
             metrics.CountWebhookReceived("unauthorized");
             loggers.CreateLogger(typeof(WebhookEndpoints)).LogWarning("GitHub webhook refused: {Reason} (delivery {DeliveryId}, from {Remote})",
-                string.IsNullOrEmpty(signature) ? "no signature" : "signature mismatch", request.Headers[DeliveryHeader].ToString(),
+                string.IsNullOrEmpty(signature) ? "no signature" : "signature mismatch", ApiInput.Printable(request.Headers[DeliveryHeader].ToString()),
                 context.Connection.RemoteIpAddress);
             throw new ApiError(StatusCodes.Status401Unauthorized, GatewayErrorCodes.Unauthenticated,
                 string.IsNullOrEmpty(signature)
@@ -85,7 +85,7 @@ public static class WebhookEndpoints
             metrics.CountWebhookReceived("ping");
             return ApiRoutes.Json(new WebhookReceipt(deliveryId, "pong", false));
         }
-        if (deliveryId.Length is 0 or > 100 || !deliveryId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        if (!IsDeliveryId(deliveryId))
         {
             throw ApiError.BadRequest(DeliveryHeader, $"the {DeliveryHeader} header is missing or malformed").ToException();
         }
@@ -123,11 +123,12 @@ public static class WebhookEndpoints
     }
 
     private static async Task<IResult> Get(string deliveryId, HttpContext context, WebhookDeliveryStore store) =>
-        ApiRoutes.Json(DeliveryView.From(await store.GetAsync(deliveryId, context.RequestAborted)
+        ApiRoutes.Json(DeliveryView.From(await store.GetAsync(DeliveryIdFrom(deliveryId), context.RequestAborted)
             ?? throw ApiError.NotFound($"delivery '{deliveryId}' is not known (or past its retention)").ToException()));
 
     private static async Task<IResult> Retry(string deliveryId, HttpContext context, WebhookDeliveryStore store, DeliverySignal signal)
     {
+        DeliveryIdFrom(deliveryId);
         var row = await store.RetryAsync(deliveryId, context.RequestAborted)
             ?? throw ApiError.NotFound($"delivery '{deliveryId}' is not known (or past its retention)").ToException();
         if (row.Status == DeliveryStatus.Processed)
@@ -170,9 +171,9 @@ public static class WebhookEndpoints
             {
                 throw ApiError.BadRequest("body", "the payload is not a JSON object").ToException();
             }
-            var action = root.TryGetProperty("action", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
+            var action = root.TryGetProperty("action", out var a) && a.ValueKind == JsonValueKind.String ? Text(a, "action") : null;
             var repository = root.TryGetProperty("repository", out var r) && r.ValueKind == JsonValueKind.Object &&
-                r.TryGetProperty("full_name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+                r.TryGetProperty("full_name", out var n) && n.ValueKind == JsonValueKind.String ? Text(n, "repository.full_name") : null;
             return (Truncate(action), Truncate(repository));
         }
         catch (JsonException)
@@ -181,5 +182,32 @@ public static class WebhookEndpoints
         }
     }
 
+    /// <summary>
+    /// A string the delivery log stores as text and the admin view shows (the repository also becomes a claim key and a
+    /// sandbox name): through <see cref="ApiInput"/>, and an escape that is no UTF-16 (a lone \ud800) is a 400 as well.
+    /// </summary>
+    private static string Text(JsonElement element, string field)
+    {
+        string value;
+        try
+        {
+            value = element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw ApiError.BadRequest(field, $"'{field}' is not valid text (an escape that is no UTF-16)").ToException();
+        }
+        return ApiInput.Text(value, field)!;
+    }
+
     private static string? Truncate(string? value) => value is { Length: > 200 } ? value[..200] : value;
+
+    /// <summary>What GitHub sends as X-GitHub-Delivery (a GUID); the same rule for the admin view's path.</summary>
+    private static bool IsDeliveryId(string value) =>
+        value.Length is > 0 and <= 100 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    private static string DeliveryIdFrom(string routeValue) =>
+        IsDeliveryId(routeValue)
+            ? routeValue
+            : throw ApiError.BadRequest("delivery_id", "a delivery id is 1-100 characters of A-Z, a-z, 0-9, '-', '_' and '.'").ToException();
 }

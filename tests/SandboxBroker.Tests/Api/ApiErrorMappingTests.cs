@@ -15,6 +15,16 @@ public sealed class ApiErrorMappingTests
     }
 
     [Fact]
+    public void A_value_Postgres_refuses_is_a_400_not_a_503_to_retry()
+    {
+        var refused = ApiMiddleware.Map(new Npgsql.PostgresException("invalid byte sequence for encoding \"UTF8\": 0x00", "ERROR", "ERROR", "22021"));
+        Assert.Equal((400, "INVALID_ARGUMENT"), (refused.Status, refused.Code));
+        Assert.Null(refused.RetryAfterSeconds);
+        var restarting = ApiMiddleware.Map(new Npgsql.PostgresException("the database system is shutting down", "FATAL", "FATAL", "57P03"));
+        Assert.Equal((503, "UNAVAILABLE"), (restarting.Status, restarting.Code));
+    }
+
+    [Fact]
     public async Task A_database_error_inside_a_grain_reaches_the_caller_as_a_503()
     {
         await using var broker = await Infrastructure.BrokerCluster.StartAsync(silos: 1);
