@@ -15,7 +15,7 @@ namespace SandboxBroker.Grains;
 /// when it does not (its silo died). No reminder per lease. Ended leases become bounded history, pruned after a
 /// retention period.
 /// </summary>
-public sealed class ClaimGrain(
+public sealed partial class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
     IOptions<BrokerOptions> options,
     TimeProvider time,
@@ -145,108 +145,6 @@ public sealed class ClaimGrain(
         }
     }
 
-    private async Task<AcquireResult> LeaseNew(AcquireRequest request)
-    {
-        var poolName = request.Pool ?? BrokerOptions.DefaultPool;
-        var pool = GrainFactory.GetGrain<IPoolGrain>(poolName);
-        var config = await pool.GetConfig();
-        var ttl = LeaseRules.EffectiveTtl(request.Ttl, config);
-        var idle = request.IdleTimeout ?? config.IdleTimeout;
-        var name = request.Name is null ? null : ClaimNames.Render(request.Name, Key);
-        // An owner that is the key itself can hold one lease at most (this one): no count to keep.
-        var owner = CountsOwner(request.Owner) ? GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}") : null;
-
-        if (owner is not null)
-        {
-            await owner.Admit(Key);
-        }
-        var persisted = false;
-        try
-        {
-            if (name is not null)
-            {
-                await GrainFactory.GetGrain<ISandboxNameGrain>(name).Reserve(Key);
-            }
-            // A warm sandbox can turn out not to be ready (a pool restored from an older write): take another.
-            for (var attempt = 1; ; attempt++)
-            {
-                var checkout = await pool.Checkout(Key);
-                var now = time.GetUtcNow();
-                var lease = new Lease(Key, S.LeaseCount + 1, checkout.SandboxId, poolName, request.Tenant, request.Owner, name,
-                    now, now + ttl, idle, now, LeaseStatus.Active, null, null,
-                    request.Labels ?? new Dictionary<string, string>());
-                try
-                {
-                    await Save(() =>
-                    {
-                        S.Active = lease;
-                        S.Tenant = request.Tenant;
-                        S.LeaseCount = lease.Number;
-                        Audit("lease.acquired", lease, LeaseStatus.Active, request.Actor, checkout.Warm ? "warm" : "cold");
-                    });
-                }
-                catch (BrokerException e) when (e.Code == ErrorCodes.ConcurrentUpdate)
-                {
-                    await pool.Return(checkout.SandboxId); // nothing was leased: give it back untouched
-                    throw;
-                }
-                persisted = true;
-                try
-                {
-                    var sandbox = GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId);
-                    if (!checkout.Warm)
-                    {
-                        var labels = new Dictionary<string, string>(lease.Labels) { [BrokerLabels.ClaimKey] = Key };
-                        await sandbox.Provision(new SandboxSpec(poolName, config.Provider, config.Template,
-                            name ?? $"sbx-{poolName}-{checkout.SandboxId[..8]}", labels));
-                    }
-                    _sandbox = await sandbox.Lease(LeaseRequestFor(lease));
-                }
-                catch (BrokerException e) when (e.Code == ErrorCodes.Conflict && checkout.Warm && attempt < 3)
-                {
-                    logger.LogWarning("Claim {ClaimKey}: warm sandbox {SandboxId} was not available ({Reason}); taking another", Key, checkout.SandboxId, e.Message);
-                    await Save(() => S.Active = null);
-                    persisted = false;
-                    await pool.Return(checkout.SandboxId);
-                    continue;
-                }
-                catch (BrokerException e) when (e.Code is ErrorCodes.Conflict or ErrorCodes.ProviderError or ErrorCodes.ProviderUnavailable)
-                {
-                    await EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}");
-                    throw;
-                }
-                catch (Exception e) when (e is not BrokerException)
-                {
-                    // The sandbox grain did not answer (its silo died, a timeout, an unexpected
-                    // error): the sandbox may never have been created. The lease must not stay active naming it; end it as for a provider
-                    // failure, then hand back what was taken (a sandbox leased meanwhile is released by EndActive).
-                    logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
-                    // The sandbox may have been leased all the same (only the answer was lost): it is remembered as unreleased
-                    // in the write that ends the lease, so whichever activation comes next releases it (another write could
-                    // lose to that activation's and be forgotten, leaving the sandbox leased to nobody).
-                    await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}", releaseUncertain: true), "end the lease");
-                    await Try(() => checkout.Warm ? pool.Return(checkout.SandboxId) : GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId).Discard("the acquire that reserved it failed"),
-                        "give back the sandbox");
-                    throw;
-                }
-                ArmDeadlineTimer();
-                return new AcquireResult(lease, checkout.Warm ? AcquireOutcome.Warm : AcquireOutcome.Cold, _sandbox);
-            }
-        }
-        catch when (!persisted)
-        {
-            if (owner is not null)
-            {
-                await owner.Forget(Key);
-            }
-            if (name is not null)
-            {
-                await GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key);
-            }
-            throw;
-        }
-    }
-
     /// <summary>
     /// The sandbox behind the active lease, confirmed once per activation (after a crash between persisting
     /// the lease and leasing the sandbox, this finishes the job). Null when the sandbox was lost: the lease is ended.
@@ -282,94 +180,6 @@ public sealed class ClaimGrain(
         {
             var reason = active.IdleTimeout is { } idle && active.LastActivityAt + idle <= active.ExpiresAt ? "idle timeout" : "ttl";
             await EndActive(LeaseStatus.Expired, reason);
-        }
-    }
-
-    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the owner's count drops.</summary>
-    /// <param name="releaseUncertain">The sandbox may be leased to this key without an answer having said so: it is
-    /// recorded as unreleased in the same write that ends the lease, and forgotten once its release goes through.</param>
-    private async Task<Lease> EndActive(LeaseStatus status, string reason, bool releaseUncertain = false)
-    {
-        var active = S.Active!;
-        var now = time.GetUtcNow();
-        var ended = LeaseRules.End(active, status, reason, now);
-        await Save(() =>
-        {
-            S.Active = null;
-            S.History = LeaseRules.Prune([ended, .. S.History], Options.HistoryLimit, Options.HistoryRetention, now);
-            if (releaseUncertain)
-            {
-                S.Unreleased = [.. S.Unreleased, active.SandboxId];
-            }
-            Audit(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
-        });
-        _sandbox = null;
-        _deadlineTimer?.Dispose();
-        _deadlineTimer = null;
-        // Best effort, each on its own: a failure here leaves work the reminder (the sandbox), the reconciler and the
-        // owner's check finish. The sandbox may well be leased to this key (the call that leased it failed only on its
-        // way back, as its silo stopped): it is remembered, so it does not stay leased with nobody holding it.
-        var released = await TryRelease(active.SandboxId, reason);
-        if (released && releaseUncertain)
-        {
-            await Try(() => Save(() => S.Unreleased = S.Unreleased.Where(id => id != active.SandboxId).ToList()), "forget the released sandbox");
-        }
-        else if (!released && !releaseUncertain)
-        {
-            await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
-        }
-        if (CountsOwner(active.Owner))
-        {
-            await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
-        }
-        if (active.SandboxName is { } name)
-        {
-            await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
-        }
-        return ended;
-    }
-
-    /// <summary>
-    /// Asks the sandbox to end this key's lease; false when it could not be asked. A broker error is the sandbox's answer
-    /// (nothing to retry) and is only logged, as every step after the lease's end is best effort.
-    /// </summary>
-    private async Task<bool> TryRelease(string sandboxId, string reason)
-    {
-        try
-        {
-            await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Key, reason);
-            return true;
-        }
-        catch (BrokerException e)
-        {
-            logger.LogWarning(e, "Claim {ClaimKey}: sandbox {SandboxId} refused the release", Key, sandboxId);
-            return true;
-        }
-        catch (Exception e)
-        {
-            logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the sweep wakes the claim to try again", Key, sandboxId);
-            return false;
-        }
-    }
-
-    /// <summary>Releases again the sandboxes whose release did not go through; forgets those the sandbox answered for.</summary>
-    private async Task RetryUnreleased()
-    {
-        if (S.Unreleased.Count == 0)
-        {
-            return;
-        }
-        var answered = new List<string>();
-        foreach (var id in S.Unreleased.Where(id => id != S.Active?.SandboxId))
-        {
-            if (await TryRelease(id, "released again: the first release did not reach the sandbox"))
-            {
-                answered.Add(id);
-            }
-        }
-        if (answered.Count > 0)
-        {
-            await Save(() => S.Unreleased = S.Unreleased.Except(answered).ToList());
         }
     }
 

@@ -1,0 +1,95 @@
+using Microsoft.Extensions.Logging;
+
+namespace SandboxBroker.Grains;
+
+/// <summary>How a claim's lease ends: the write that ends it, then the sandbox, the owner and the name let go.</summary>
+public sealed partial class ClaimGrain
+{
+    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the owner's count drops.</summary>
+    /// <param name="releaseUncertain">The sandbox may be leased to this key without an answer having said so: it is
+    /// recorded as unreleased in the same write that ends the lease, and forgotten once its release goes through.</param>
+    private async Task<Lease> EndActive(LeaseStatus status, string reason, bool releaseUncertain = false)
+    {
+        var active = S.Active!;
+        var now = time.GetUtcNow();
+        var ended = LeaseRules.End(active, status, reason, now);
+        await Save(() =>
+        {
+            S.Active = null;
+            S.History = LeaseRules.Prune([ended, .. S.History], Options.HistoryLimit, Options.HistoryRetention, now);
+            if (releaseUncertain)
+            {
+                S.Unreleased = [.. S.Unreleased, active.SandboxId];
+            }
+            Audit(status == LeaseStatus.Expired ? "lease.expired" : "lease.released", ended, status, detail: reason);
+        });
+        _sandbox = null;
+        _deadlineTimer?.Dispose();
+        _deadlineTimer = null;
+        // Best effort, each on its own: a failure here leaves work the reminder (the sandbox), the reconciler and the
+        // owner's check finish. The sandbox may well be leased to this key (the call that leased it failed only on its
+        // way back, as its silo stopped): it is remembered, so it does not stay leased with nobody holding it.
+        var released = await TryRelease(active.SandboxId, reason);
+        if (released && releaseUncertain)
+        {
+            await Try(() => Save(() => S.Unreleased = S.Unreleased.Where(id => id != active.SandboxId).ToList()), "forget the released sandbox");
+        }
+        else if (!released && !releaseUncertain)
+        {
+            await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
+        }
+        if (CountsOwner(active.Owner))
+        {
+            await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
+        }
+        if (active.SandboxName is { } name)
+        {
+            await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
+        }
+        return ended;
+    }
+
+    /// <summary>
+    /// Asks the sandbox to end this key's lease; false when it could not be asked. A broker error is the sandbox's answer
+    /// (nothing to retry) and is only logged, as every step after the lease's end is best effort.
+    /// </summary>
+    private async Task<bool> TryRelease(string sandboxId, string reason)
+    {
+        try
+        {
+            await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Key, reason);
+            return true;
+        }
+        catch (BrokerException e)
+        {
+            logger.LogWarning(e, "Claim {ClaimKey}: sandbox {SandboxId} refused the release", Key, sandboxId);
+            return true;
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the sweep wakes the claim to try again", Key, sandboxId);
+            return false;
+        }
+    }
+
+    /// <summary>Releases again the sandboxes whose release did not go through; forgets those the sandbox answered for.</summary>
+    private async Task RetryUnreleased()
+    {
+        if (S.Unreleased.Count == 0)
+        {
+            return;
+        }
+        var answered = new List<string>();
+        foreach (var id in S.Unreleased.Where(id => id != S.Active?.SandboxId))
+        {
+            if (await TryRelease(id, "released again: the first release did not reach the sandbox"))
+            {
+                answered.Add(id);
+            }
+        }
+        if (answered.Count > 0)
+        {
+            await Save(() => S.Unreleased = S.Unreleased.Except(answered).ToList());
+        }
+    }
+}

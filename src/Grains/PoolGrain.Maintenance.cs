@@ -1,0 +1,117 @@
+using Microsoft.Extensions.Logging;
+
+namespace SandboxBroker.Grains;
+
+/// <summary>A pool's upkeep: what its reminder and a shrink do (stuck creates resumed, hand-outs taken back, counts set again from the index, strays and surplus discarded).</summary>
+public sealed partial class PoolGrain
+{
+    /// <summary>Sets the counts from the index (what the pool does not list, by status).</summary>
+    private async Task Recount()
+    {
+        var listed = S.Ready.Concat(S.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
+        _counts.Recount(await index.CountLiveAsync(Name, listed, CancellationToken.None));
+    }
+
+    /// <summary>
+    /// Looks again at sandboxes not heard of for <paramref name="age"/>: creates a crash interrupted are resumed, sandboxes
+    /// handed out to an acquire that never leased them come back, ready ones no pool lists are discarded; then the counts
+    /// are set again from the index and the pool is topped up.
+    /// </summary>
+    private async Task Maintain(TimeSpan age)
+    {
+        var cutoff = time.GetUtcNow() - age;
+        var resume = new List<(string, SandboxSpec)>();
+        foreach (var (id, _) in S.Provisioning.Where(p => p.Value <= cutoff).ToList())
+        {
+            var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            if (!S.Provisioning.ContainsKey(id))
+            {
+                continue; // the sandbox reported meanwhile (the grain is reentrant)
+            }
+            switch (info?.Status)
+            {
+                case null or SandboxStatus.Provisioning:
+                    S.Provisioning[id] = time.GetUtcNow();
+                    resume.Add((id, SpecFor(id, S.Config!)));
+                    break;
+                case SandboxStatus.Ready:
+                    S.Provisioning.Remove(id);
+                    S.AddReady(id);
+                    break;
+                default:
+                    S.Provisioning.Remove(id); // counted by its status at the recount below
+                    break;
+            }
+            _dirty = true;
+        }
+        foreach (var (id, at) in _counts.HandedOut.Where(c => c.Value <= cutoff).ToList())
+        {
+            var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
+            if (!_counts.IsHandedOut(id))
+            {
+                continue;
+            }
+            if (info is null || !SandboxLifecycle.IsLive(info.Status))
+            {
+                _counts.TakeBack(id); // a cold reservation whose create never began, or gone
+            }
+            else if (info.Status == SandboxStatus.Ready && age > TimeSpan.Zero)
+            {
+                _counts.TakeBack(id);
+                S.AddReady(id);
+                _dirty = true;
+                logger.LogInformation("Pool {Pool} takes back sandbox {SandboxId}: handed out at {At} but never leased", Name, id, at);
+            }
+            else if (info.Status != SandboxStatus.Ready && info.Status != SandboxStatus.Provisioning)
+            {
+                _counts.TakeBack(id); // leased or on its way out: counted by its status at the recount below
+            }
+        }
+        var listed = S.Ready.Concat(S.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
+        var stray = age > TimeSpan.Zero
+            ? await index.ListStrayReadyAsync(Name, listed, time.GetUtcNow() - age, CancellationToken.None)
+            : [];
+        await Recount();
+        await SaveAndReplenish();
+        foreach (var (id, spec) in resume)
+        {
+            _ = CreateInBackground(id, spec);
+        }
+        // Ready, but listed by no pool (shrunk away, a checkout a crash lost): nobody would hand it out.
+        _ = DiscardInBackground(stray, "ready but in no pool's list");
+    }
+
+    /// <summary>Sends the sandboxes to deletion one after another; a failure is logged (Maintain tries again).</summary>
+    private async Task DiscardInBackground(IReadOnlyList<string> ids, string reason)
+    {
+        foreach (var id in ids)
+        {
+            try
+            {
+                await GrainFactory.GetGrain<ISandboxGrain>(id).Discard(reason);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Pool {Pool} could not discard sandbox {SandboxId}: {Error}", Name, id, e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a shrink below the live count, ready sandboxes leave the pool (newest first) until what is left fits the new
+    /// max total; they count as deleting from now on.
+    /// </summary>
+    private List<string> TakeSurplus()
+    {
+        var config = S.Config!;
+        var surplus = new List<string>();
+        for (var excess = Total - config.MaxTotal; excess > 0 && S.Ready.Count > 0; excess--)
+        {
+            var id = S.TakeNewestReady();
+            _counts.Leave(id);
+            surplus.Add(id);
+        }
+        _dirty |= surplus.Count > 0;
+        return surplus;
+    }
+}
