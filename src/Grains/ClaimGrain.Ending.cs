@@ -26,10 +26,18 @@ public sealed partial class ClaimGrain
         _sandbox = null;
         _deadlineTimer?.Dispose();
         _deadlineTimer = null;
-        // Best effort, each on its own: a failure here leaves work the reminder (the sandbox), the reconciler and the
-        // owner's check finish. The sandbox may well be leased to this key (the call that leased it failed only on its
-        // way back, as its silo stopped): it is remembered, so it does not stay leased with nobody holding it.
-        var released = await TryRelease(active.SandboxId, reason);
+        // Best effort, each on its own and at once (independent grains, so their writes can share a batch): a failure here
+        // leaves work the sweep (the sandbox), the reconciler and the owner's check finish. The sandbox may well be leased
+        // to this key (the call that leased it failed only on its way back, as its silo stopped): it is remembered, so it
+        // does not stay leased with nobody holding it.
+        var release = TryRelease(active.SandboxId, reason);
+        var forget = CountsOwner(active.Owner)
+            ? Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner")
+            : Task.CompletedTask;
+        var free = active.SandboxName is { } name
+            ? Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name")
+            : Task.CompletedTask;
+        var released = await release;
         if (released && releaseUncertain)
         {
             await Try(() => Save(() => S.Unreleased = S.Unreleased.Where(id => id != active.SandboxId).ToList()), "forget the released sandbox");
@@ -38,14 +46,7 @@ public sealed partial class ClaimGrain
         {
             await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
         }
-        if (CountsOwner(active.Owner))
-        {
-            await Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner");
-        }
-        if (active.SandboxName is { } name)
-        {
-            await Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name");
-        }
+        await Task.WhenAll(forget, free);
         return ended;
     }
 

@@ -9,6 +9,12 @@ public sealed class GroupCommitOptions
     public int MaxBatch { get; set; } = 256;
 
     /// <summary>
+    /// Batches in flight at once. One makes the fewest transactions (everything that arrives during a round trip shares
+    /// the next); two lets a write go while a batch waits for its commit, for lower latency at the cost of smaller batches.
+    /// </summary>
+    public int BatchesInFlight { get; set; } = 1;
+
+    /// <summary>
     /// How the state is encoded: <see cref="StateFormat.Binary"/> (Orleans' serializer: smaller and several times cheaper
     /// to write and read, docs/BENCHMARKS.md) or <see cref="StateFormat.Json"/> (readable in psql). Rows of either
     /// format are read whatever this says.

@@ -6,10 +6,11 @@ using Npgsql;
 namespace SandboxBroker.Persistence;
 
 /// <summary>
-/// Group commit for grain state. Reads, writes and clears from every grain of the silo go through one queue; one
-/// loop sends what has queued up as one <see cref="NpgsqlBatch"/>: one round trip and one (implicit) transaction.
-/// Nothing waits for a batch to fill: an operation that finds the loop idle goes at once, and those that arrive
-/// while a batch is in flight go together in the next one, so batches grow only with load.
+/// Group commit for grain state. Reads, writes and clears from every grain of the silo go through one queue; a loop
+/// sends what has queued up as one <see cref="NpgsqlBatch"/>: one round trip and one (implicit) transaction.
+/// Nothing waits for a batch to fill: an operation that finds a loop idle goes at once, and those that arrive
+/// while the batches are in flight go together in the next one, so batches grow only with load
+/// (<see cref="GroupCommitOptions.BatchesInFlight"/> loops, one batch in flight each).
 /// <para>
 /// Each write carries its own version check (an UPDATE of the row still at the grain's version, or an INSERT that
 /// does nothing when a row exists): a write that matches no row is that grain's conflict and leaves its neighbours
@@ -25,8 +26,8 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     private readonly string _serviceId;
     private readonly int _maxBatch;
     private readonly ILogger<GroupCommitWriter> _logger;
-    private readonly Channel<StateOperation> _queue = Channel.CreateUnbounded<StateOperation>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _loop;
+    private readonly Channel<StateOperation> _queue = Channel.CreateUnbounded<StateOperation>();
+    private readonly Task[] _loops;
 
     public GroupCommitWriter(NpgsqlDataSource dataSource, string serviceId, IOptions<GroupCommitOptions> options, ILogger<GroupCommitWriter> logger)
     {
@@ -34,7 +35,9 @@ public sealed class GroupCommitWriter : IAsyncDisposable
         _serviceId = serviceId;
         _maxBatch = Math.Max(1, options.Value.MaxBatch);
         _logger = logger;
-        _loop = Task.Run(RunAsync);
+        // Each loop has at most one batch in flight. A grain writes one change at a time (it awaits each), so with several
+        // loops a grain's writes still reach Postgres in order.
+        _loops = Enumerable.Range(0, Math.Max(1, options.Value.BatchesInFlight)).Select(_ => Task.Run(RunAsync)).ToArray();
     }
 
     /// <summary>Batches sent and operations carried, since start (for tests and figures).</summary>
@@ -179,7 +182,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
-        await _loop;
+        await Task.WhenAll(_loops);
     }
 }
 
