@@ -5,10 +5,27 @@ namespace SandboxBroker.Grains;
 /// <summary>A pool's upkeep: what its reminder and a shrink do (stuck creates resumed, hand-outs taken back, counts set again from the index, strays and surplus discarded).</summary>
 public sealed partial class PoolGrain
 {
+    /// <summary>Reads back from the index the pool's ready sandboxes (oldest first) and those being created, then the counts of the rest.</summary>
+    private async Task LoadFromIndex()
+    {
+        foreach (var (sandboxId, status, since) in await index.ListReadyAndProvisioningAsync(Name, CancellationToken.None))
+        {
+            if (status == SandboxLifecycle.Format(SandboxStatus.Ready))
+            {
+                L.AddReady(sandboxId);
+            }
+            else
+            {
+                L.Provisioning[sandboxId] = since;
+            }
+        }
+        await Recount();
+    }
+
     /// <summary>Sets the counts from the index (what the pool does not list, by status).</summary>
     private async Task Recount()
     {
-        var listed = S.Ready.Concat(S.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
+        var listed = L.Ready.Concat(L.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
         _counts.Recount(await index.CountLiveAsync(Name, listed, CancellationToken.None));
     }
 
@@ -21,28 +38,27 @@ public sealed partial class PoolGrain
     {
         var cutoff = time.GetUtcNow() - age;
         var resume = new List<(string, SandboxSpec)>();
-        foreach (var (id, _) in S.Provisioning.Where(p => p.Value <= cutoff).ToList())
+        foreach (var (id, _) in L.Provisioning.Where(p => p.Value <= cutoff).ToList())
         {
             var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
-            if (!S.Provisioning.ContainsKey(id))
+            if (!L.Provisioning.ContainsKey(id))
             {
                 continue; // the sandbox reported meanwhile (the grain is reentrant)
             }
             switch (info?.Status)
             {
                 case null or SandboxStatus.Provisioning:
-                    S.Provisioning[id] = time.GetUtcNow();
+                    L.Provisioning[id] = time.GetUtcNow();
                     resume.Add((id, SpecFor(id, S.Config!)));
                     break;
                 case SandboxStatus.Ready:
-                    S.Provisioning.Remove(id);
-                    S.AddReady(id);
+                    L.Provisioning.Remove(id);
+                    L.AddReady(id);
                     break;
                 default:
-                    S.Provisioning.Remove(id); // counted by its status at the recount below
+                    L.Provisioning.Remove(id); // counted by its status at the recount below
                     break;
             }
-            _dirty = true;
         }
         foreach (var (id, at) in _counts.HandedOut.Where(c => c.Value <= cutoff).ToList())
         {
@@ -58,8 +74,7 @@ public sealed partial class PoolGrain
             else if (info.Status == SandboxStatus.Ready && age > TimeSpan.Zero)
             {
                 _counts.TakeBack(id);
-                S.AddReady(id);
-                _dirty = true;
+                L.AddReady(id);
                 logger.LogInformation("Pool {Pool} takes back sandbox {SandboxId}: handed out at {At} but never leased", Name, id, at);
             }
             else if (info.Status != SandboxStatus.Ready && info.Status != SandboxStatus.Provisioning)
@@ -67,12 +82,12 @@ public sealed partial class PoolGrain
                 _counts.TakeBack(id); // leased or on its way out: counted by its status at the recount below
             }
         }
-        var listed = S.Ready.Concat(S.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
+        var listed = L.Ready.Concat(L.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
         var stray = age > TimeSpan.Zero
             ? await index.ListStrayReadyAsync(Name, listed, time.GetUtcNow() - age, CancellationToken.None)
             : [];
         await Recount();
-        await SaveAndReplenish();
+        Replenish();
         foreach (var (id, spec) in resume)
         {
             _ = CreateInBackground(id, spec);
@@ -105,13 +120,12 @@ public sealed partial class PoolGrain
     {
         var config = S.Config!;
         var surplus = new List<string>();
-        for (var excess = Total - config.MaxTotal; excess > 0 && S.Ready.Count > 0; excess--)
+        for (var excess = Total - config.MaxTotal; excess > 0 && L.Ready.Count > 0; excess--)
         {
-            var id = S.TakeNewestReady();
+            var id = L.TakeNewestReady();
             _counts.Leave(id);
             surplus.Add(id);
         }
-        _dirty |= surplus.Count > 0;
         return surplus;
     }
 }

@@ -13,19 +13,18 @@ namespace SandboxBroker.Grains;
 /// live, and hands each ready sandbox out once. State changes only inside grain turns; the creates run in the background
 /// and report back through <see cref="OnSandboxStatus"/>, so the pool keeps answering.
 /// <para>
-/// It stores only what it hands out: the ready list and the creates in flight (a new sandbox id is stored before its
-/// create starts, else a crash would forget a sandbox being created). Everything else it knows of its sandboxes is a
-/// count in memory (<see cref="PoolCounts"/>), kept by the sandboxes' notices and set again from the index, which the
-/// sandboxes write in the same statement as their state. Checkouts and notices change memory and answer at once; a
-/// flush every <see cref="BrokerOptions.PoolFlushInterval"/> writes the lists, when they changed, and starts the
-/// creates that top the pool up. A crash before the flush loses nothing that matters: a checked-out id still stored as
-/// ready is refused by its sandbox grain (ready → leased happens once, stored there) and the claim takes another.
-/// A cold checkout is not stored: the claim stores the id in its lease before the create, and a create never begun
-/// leaves nothing at the provider.
+/// It stores only its configuration. What it hands out and counts is in memory (<see cref="PoolLists"/>,
+/// <see cref="PoolCounts"/>), kept by the sandboxes' notices and read back from the index at activation: a sandbox
+/// stores itself (with its index row, in one statement) as provisioning before its provider is called and as ready
+/// before it tells the pool, so the index holds every ready and provisioning sandbox of the pool. Checkouts and notices
+/// change memory and answer at once; a timer every <see cref="BrokerOptions.PoolFlushInterval"/> starts the creates
+/// that top the pool up. A crash loses nothing that matters: a handed-out id still ready at the index is handed out
+/// again by the next activation and refused by its sandbox grain if it was leased meanwhile (ready → leased happens
+/// once, stored there), and the claim takes another; a cold reservation is named by the claim's lease before the
+/// create, and a create never begun leaves nothing at the provider.
 /// </para>
 /// <para>
-/// The grain is reentrant: <see cref="CoalescedWrites{TState}"/> keeps one write in flight and lets the changes made
-/// meanwhile share the next one, each write storing a snapshot, never the live state.
+/// The grain is reentrant: <see cref="CoalescedWrites{TState}"/> keeps one configuration write in flight.
 /// </para>
 /// </summary>
 [Reentrant]
@@ -46,27 +45,25 @@ public sealed partial class PoolGrain(
 
     private CoalescedWrites<PoolState> _writes = null!;
     private PoolState S => _writes.Live;
+    private readonly PoolLists _lists = new();
     private readonly PoolCounts _counts = new();
 
-    /// <summary>The lists changed since the last write started (the flush timer writes them).</summary>
-    private bool _dirty;
-
-    private IGrainTimer? _flushTimer;
+    private IGrainTimer? _topUpTimer;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _writes = new CoalescedWrites<PoolState>(state, this, s => s.Snapshot());
+        _writes = new CoalescedWrites<PoolState>(state, this, s => new PoolState { Config = s.Config });
         if (S.Config is null && options.Value.ConfiguredPools.Contains(Name))
         {
             S.Config = options.Value.PoolConfigFor(Name);
             await _writes.PersistAsync();
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
         }
-        _flushTimer = this.RegisterGrainTimer(static (self, _) => self.Flush(), this,
+        _topUpTimer = this.RegisterGrainTimer(static (self, _) => self.TopUp(), this,
             new GrainTimerCreationOptions { DueTime = options.Value.PoolFlushInterval, Period = options.Value.PoolFlushInterval, Interleave = true });
         if (S.Config is not null)
         {
-            await Recount();
+            await LoadFromIndex();
             // The reminders bring the pool and its sweep back after a silo dies, so replenishment and expiry carry on.
             await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
             await GrainFactory.GetGrain<ISweeperGrain>(Name).Start();
@@ -74,26 +71,16 @@ public sealed partial class PoolGrain(
         }
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        _flushTimer?.Dispose();
-        if (_dirty && !_writes.Dropped)
-        {
-            try
-            {
-                await _writes.PersistAsync(); // stored, but no new creates from an activation on its way out
-            }
-            catch (Exception e)
-            {
-                logger.LogWarning("Pool {Pool} could not store its state on deactivation: {Error}", Name, e.Message);
-            }
-        }
+        _topUpTimer?.Dispose(); // nothing to store: the next activation reads the lists back from the index
+        return Task.CompletedTask;
     }
 
     public Task<PoolConfig> GetConfig() => Task.FromResult(RequireConfig());
 
     public Task<PoolStatus> GetStatus() =>
-        Task.FromResult(new PoolStatus(RequireConfig(), new PoolLevels(S.Ready.Count, S.Provisioning.Count,
+        Task.FromResult(new PoolStatus(RequireConfig(), new PoolLevels(L.Ready.Count, L.Provisioning.Count,
             _counts.HandedOut.Count + _counts.Leased, _counts.Deleting, Total)));
 
     public async Task<PoolConfig> Configure(PoolConfig config)
@@ -103,15 +90,16 @@ public sealed partial class PoolGrain(
         var isNew = S.Config is null;
         S.Config = config;
         var surplus = TakeSurplus();
-        await SaveAndReplenish();
+        await _writes.PersistAsync();
+        Replenish();
         if (isNew)
         {
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
             await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
             await GrainFactory.GetGrain<ISweeperGrain>(Name).Start();
         }
-        // In the background: a shrink by thousands must not hold the caller (their ids are already out of the stored
-        // lists, and Maintain discards any left ready that no pool lists).
+        // In the background: a shrink by thousands must not hold the caller (their ids are already out of the lists, and
+        // Maintain discards any left ready that no pool lists).
         _ = DiscardInBackground(surplus, "pool shrunk");
         logger.LogInformation("Pool {Pool} configured: provider {Provider}, min ready {MinReady}, max total {MaxTotal}",
             Name, config.Provider, config.MinReady, config.MaxTotal);
@@ -123,11 +111,10 @@ public sealed partial class PoolGrain(
         var config = RequireConfig();
         string id;
         bool warm;
-        if (S.Ready.Count > 0)
+        if (L.Ready.Count > 0)
         {
-            id = S.TakeOldestReady();
+            id = L.TakeOldestReady();
             warm = true;
-            _dirty = true; // stored by the next flush: the sandbox grain, not this write, keeps the id from going out twice
         }
         else if (config.OnEmpty == OnEmptyPolicy.Create && Total < config.MaxTotal)
         {
@@ -137,7 +124,7 @@ public sealed partial class PoolGrain(
         else
         {
             var why = config.OnEmpty == OnEmptyPolicy.Fail
-                ? $"pool '{Name}' has no ready sandbox ({S.Provisioning.Count} being created)"
+                ? $"pool '{Name}' has no ready sandbox ({L.Provisioning.Count} being created)"
                 : $"pool '{Name}' is at its max total of {config.MaxTotal} sandboxes";
             throw new BrokerException(ErrorCodes.NoSandboxesAvailable, why) { RetryAfterSeconds = 5 };
         }
@@ -161,27 +148,24 @@ public sealed partial class PoolGrain(
         switch (info?.Status)
         {
             case SandboxStatus.Ready:
-                S.AddReady(sandboxId, first: true); // untouched: the next claim can have it
-                _dirty = true;
+                L.AddReady(sandboxId, first: true); // untouched: the next claim can have it
                 break;
             case { } status:
                 _counts.Move(sandboxId, status, status, wasListed: true); // counted by what it is now
                 break;
         }
-        await SaveAndReplenish();
+        Replenish();
     }
 
     public Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to)
     {
-        if (to == SandboxStatus.Ready && S.Provisioning.Remove(sandboxId))
+        if (to == SandboxStatus.Ready && L.Provisioning.Remove(sandboxId))
         {
-            S.AddReady(sandboxId);
-            _dirty = true;
+            L.AddReady(sandboxId);
             return Task.CompletedTask;
         }
-        var listed = S.RemoveReady(sandboxId) | S.Provisioning.Remove(sandboxId);
-        _dirty |= listed; // stored (and the pool topped up) by the next flush
-        _counts.Move(sandboxId, from, to, listed);
+        var listed = L.RemoveReady(sandboxId) | L.Provisioning.Remove(sandboxId);
+        _counts.Move(sandboxId, from, to, listed); // the pool is topped up by its next timer tick
         return Task.CompletedTask;
     }
 
@@ -195,55 +179,37 @@ public sealed partial class PoolGrain(
     }
 
     /// <summary>Every live sandbox of the pool: listed, handed out, or counted.</summary>
-    private int Total => S.Ready.Count + S.Provisioning.Count + _counts.Total;
+    private int Total => L.Ready.Count + L.Provisioning.Count + _counts.Total;
+
+    private PoolLists L => _lists;
 
     /// <summary>
-    /// Persists the lists, then starts creates until ready + provisioning reaches MinReady, within MaxTotal and the
-    /// create concurrency. New ids are written before any create starts.
+    /// Starts creates until ready + provisioning reaches MinReady, within MaxTotal and the create concurrency. Nothing is
+    /// stored first: each sandbox stores itself as provisioning (with its index row) before its provider is called.
     /// </summary>
-    private async Task SaveAndReplenish()
+    private void Replenish()
     {
-        var started = new List<(string Id, SandboxSpec Spec)>();
-        if (S.Config is { } config)
+        if (S.Config is not { } config || _writes.Dropped)
         {
-            var wanted = config.MinReady - S.Ready.Count - S.Provisioning.Count;
-            var room = config.MaxTotal - Total;
-            var slots = config.MaxConcurrentCreates - S.Provisioning.Count;
-            var count = Math.Min(wanted, Math.Min(room, slots));
-            var now = time.GetUtcNow();
-            for (var i = 0; i < count; i++)
-            {
-                var id = NewSandboxId();
-                S.Provisioning[id] = now;
-                started.Add((id, SpecFor(id, config)));
-            }
+            return;
         }
-        if (_dirty || started.Count > 0)
+        var wanted = config.MinReady - L.Ready.Count - L.Provisioning.Count;
+        var room = config.MaxTotal - Total;
+        var slots = config.MaxConcurrentCreates - L.Provisioning.Count;
+        var count = Math.Min(wanted, Math.Min(room, slots));
+        var now = time.GetUtcNow();
+        for (var i = 0; i < count; i++)
         {
-            _dirty = false; // the write about to start stores every change made so far
-            await _writes.PersistAsync();
-        }
-        foreach (var (id, spec) in started)
-        {
-            _ = CreateInBackground(id, spec);
+            var id = NewSandboxId();
+            L.Provisioning[id] = now;
+            _ = CreateInBackground(id, SpecFor(id, config));
         }
     }
 
-    /// <summary>Stores what changed since the last write and tops the pool up; a failed write is logged (and drops the activation).</summary>
-    private async Task Flush()
+    private Task TopUp()
     {
-        if (_writes.Busy || _writes.Dropped)
-        {
-            return; // a write is under way (the next tick takes what it leaves), or this activation is on its way out
-        }
-        try
-        {
-            await SaveAndReplenish();
-        }
-        catch (Exception e)
-        {
-            logger.LogWarning("Pool {Pool} could not store its state: {Error}", Name, e.Message);
-        }
+        Replenish();
+        return Task.CompletedTask;
     }
 
     /// <summary>Runs one create; touches no pool state (the sandbox reports back through OnSandboxStatus).</summary>

@@ -1,26 +1,34 @@
 namespace SandboxBroker.Grains;
 
 /// <summary>
-/// What a pool stores: its configuration and the sandboxes it hands out (ready) or is creating to hand out. Nothing
-/// that grows with the leases it has handed out: those it counts (<see cref="PoolCounts"/>), corrected from the index.
+/// What a pool stores: its configuration, nothing else. What it hands out is in memory (<see cref="PoolLists"/>,
+/// <see cref="PoolCounts"/>) and read back from the index at activation: every sandbox writes its status into
+/// broker_sandboxes in the same statement as its own state, before its provider is called, so the index knows every
+/// ready and provisioning sandbox of the pool, and a write of the pool per checkout would only repeat it.
 /// </summary>
 [GenerateSerializer]
 public sealed class PoolState
 {
     /// <summary>Null until the pool is created (configured pools are created on first use).</summary>
     [Id(0)] public PoolConfig? Config { get; set; }
+}
 
+/// <summary>The sandboxes a pool hands out (ready, oldest first) and those it is creating to hand out, in memory.</summary>
+public sealed class PoolLists
+{
     /// <summary>Ready sandboxes, oldest first: each is handed out once.</summary>
-    [Id(1)] public List<string> Ready { get; set; } = [];
+    public List<string> Ready { get; } = [];
 
     /// <summary>Sandboxes the pool is creating to stay warm, with when the create started.</summary>
-    [Id(2)] public Dictionary<string, DateTimeOffset> Provisioning { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<string, DateTimeOffset> Provisioning { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The ready ids as a set: a notice about a sandbox the pool does not list (most of them) must not scan a list
-    /// of thousands. Built on first use; every change of <see cref="Ready"/> goes through the methods below.</summary>
-    [NonSerialized] private HashSet<string>? _readyIds;
+    /// of thousands. Every change of <see cref="Ready"/> goes through the methods below.</summary>
+    private readonly HashSet<string> _readyIds = new(StringComparer.Ordinal);
 
-    private HashSet<string> ReadyIds => _readyIds ??= new HashSet<string>(Ready, StringComparer.Ordinal);
+    private HashSet<string> ReadyIds => _readyIds;
+
+    public IEnumerable<string> Listed => Ready.Concat(Provisioning.Keys);
 
     public bool AddReady(string sandboxId, bool first = false)
     {
@@ -52,12 +60,4 @@ public sealed class PoolState
         ReadyIds.Remove(id);
         return id;
     }
-
-    /// <summary>A copy sharing no collection with this one (the configuration is an immutable record).</summary>
-    public PoolState Snapshot() => new()
-    {
-        Config = Config,
-        Ready = [.. Ready],
-        Provisioning = new(Provisioning, StringComparer.Ordinal),
-    };
 }

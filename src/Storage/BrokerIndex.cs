@@ -94,6 +94,24 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         return await ReadCounts(command, ct);
     }
 
+    /// <summary>A pool's ready and provisioning sandboxes, oldest change first: what the pool hands out and is creating.</summary>
+    public async Task<IReadOnlyList<(string SandboxId, string Status, DateTimeOffset Since)>> ListReadyAndProvisioningAsync(string pool, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT sandbox_id, status, updated_at FROM broker_sandboxes
+            WHERE pool = $1 AND status IN ('ready', 'provisioning')
+            ORDER BY updated_at, sandbox_id
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = pool });
+        var rows = new List<(string, string, DateTimeOffset)>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            rows.Add((reader.GetString(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2)));
+        }
+        return rows;
+    }
+
     /// <summary>A pool's ready sandboxes other than <paramref name="except"/> unchanged since <paramref name="before"/>: ready, but no pool lists them.</summary>
     public async Task<IReadOnlyList<string>> ListStrayReadyAsync(string pool, IReadOnlyCollection<string> except, DateTimeOffset before, CancellationToken ct)
     {

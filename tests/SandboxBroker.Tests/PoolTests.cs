@@ -27,30 +27,37 @@ public sealed class PoolTests
     }
 
     /// <summary>
-    /// Found by the benchmark ("collection was modified" from the storage provider): the pool handed its live state to
-    /// the write while warm checkouts and status notices, interleaving, kept changing it; the provider serializes after
-    /// its own awaits, so a write could store an id in two lists or in none. Now each write stores a snapshot.
+    /// A pool stores only its configuration: a new activation reads its ready and provisioning sandboxes back from the
+    /// index (which every sandbox writes with its own state), so nothing is lost, created again or handed out twice.
     /// </summary>
     [Fact]
-    public async Task Checkouts_while_the_pool_is_being_written_never_change_what_the_write_stores()
+    public async Task A_new_activation_of_a_pool_reads_its_sandboxes_back_from_the_index()
     {
-        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
-        {
-            [WriteWatch.DelaySetting] = "00:00:00.030", // each write waits this long before the real one: a wide window
-            ["Broker:PoolFlushInterval"] = "00:00:00.010",
-        });
-        var pool = broker.Grains.GetGrain<IPoolGrain>("busy");
-        await pool.Configure(Config("busy", minReady: 30, maxTotal: 200, OnEmptyPolicy.Fail) with { MaxConcurrentCreates = 30 });
-        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 30, "the pool has 30 ready sandboxes");
+        await using var broker = await BrokerCluster.StartAsync(silos: 1);
+        var pool = broker.Grains.GetGrain<IPoolGrain>("again");
+        await pool.Configure(Config("again", minReady: 8, maxTotal: 50, OnEmptyPolicy.Fail));
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 8, "the pool has 8 ready sandboxes");
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
+            broker.Grains.GetGrain<IClaimGrain>($"track:again/{i}").Acquire(new AcquireRequest("again", "t", $"o{i}"))));
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 8, Leased: 3, Provisioning: 0 }, "the pool tops back up");
+        var readyBefore = broker.ProviderSandboxes().ToHashSet();
+        Assert.Equal(11, readyBefore.Count);
 
-        var acquired = await Task.WhenAll(Enumerable.Range(0, 30).Select(i =>
-            broker.Grains.GetGrain<IClaimGrain>($"track:busy/{i}").Acquire(new AcquireRequest("busy", "t", $"o{i}"))));
-        Assert.Equal(30, acquired.Select(a => a.Sandbox.SandboxId).Distinct().Count());
-        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 30, Leased: 30, Provisioning: 0 }, "the pool tops back up");
+        var management = broker.Grains.GetGrain<IManagementGrain>(0);
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        var pools = (await management.GetSimpleGrainStatistics()).Where(s => s.GrainType.Contains(nameof(Grains.PoolGrain), StringComparison.Ordinal));
+        Assert.Equal(0, pools.Sum(s => s.ActivationCount));
 
-        var watch = broker.SiloService<WriteWatch>();
-        Assert.True(watch.Writes.GetValueOrDefault("pool") >= 3, $"the pool was written {watch.Writes.GetValueOrDefault("pool")} times");
-        Assert.True(watch.ChangedDuringWrite.IsEmpty, $"{watch.ChangedDuringWrite.Count} writes changed under the provider; first: {watch.ChangedDuringWrite.FirstOrDefault()?[..Math.Min(800, watch.ChangedDuringWrite.First().Length)]}");
+        // The new activation knows the same 8 ready and 3 leased sandboxes, and creates none.
+        Assert.Equal((8, 3, 11), await Levels(pool));
+        var acquired = await Task.WhenAll(Enumerable.Range(3, 8).Select(i =>
+            broker.Grains.GetGrain<IClaimGrain>($"track:again/{i}").Acquire(new AcquireRequest("again", "t", $"o{i}"))));
+        Assert.All(acquired, a => Assert.Equal(AcquireOutcome.Warm, a.Outcome));
+        Assert.Equal(8, acquired.Select(a => a.Sandbox.SandboxId).Distinct().Count());
+        Assert.All(acquired, a => Assert.Contains(a.Sandbox.SandboxId, readyBefore));
+
+        static async Task<(int, int, int)> Levels(IPoolGrain pool) =>
+            (await pool.GetStatus()).Levels is var l ? (l.Ready, l.Leased, l.Total) : default;
     }
 
     [Fact]

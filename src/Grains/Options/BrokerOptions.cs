@@ -31,10 +31,7 @@ public sealed class BrokerOptions
     /// <summary>The durable retry period for deletes and replenishment (reminders).</summary>
     public TimeSpan RetryReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>
-    /// How long a pool holds changes that need not be durable at once (checkouts, status notices) before one write
-    /// stores them all and starts the creates that top the pool up.
-    /// </summary>
+    /// <summary>How often a pool starts the creates that top it up (it also tops up after a return or a reconfiguration).</summary>
     public TimeSpan PoolFlushInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How often each provider is reconciled.</summary>

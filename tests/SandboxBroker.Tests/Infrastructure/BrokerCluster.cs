@@ -61,7 +61,6 @@ public sealed class BrokerCluster : IAsyncDisposable
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         builder.AddSiloBuilderConfigurator<FlakyProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<CrashingProvider.Configurator>();
-        builder.AddSiloBuilderConfigurator<WriteWatch.Configurator>();
         builder.AddSiloBuilderConfigurator<CallFaults.Configurator>();
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         var cluster = builder.Build();
