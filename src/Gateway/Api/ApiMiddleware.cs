@@ -42,7 +42,9 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
         {
             var error = Map(e);
             var path = ApiInput.Printable(context.Request.Path.ToString());
-            if (error.Status >= 500)
+            // Shedding load is the gateway working as meant, not a failure: under overload it answers thousands a second, and
+            // an error line with a stack trace for each cost more than the refusal itself (the metrics count them).
+            if (error.Status >= 500 && error.Code != GatewayErrorCodes.Overloaded)
             {
                 logger.LogError(e, "Request {RequestId} {Method} {Path} failed: {Code}", context.TraceIdentifier, context.Request.Method, path, error.Code);
             }
