@@ -15,12 +15,15 @@ internal static class StateCommands
 
     public static NpgsqlBatchCommand Read(string serviceId, IReadOnlyList<ReadOperation> reads)
     {
+        // LATERAL: one primary-key lookup per key. As a plain join, the generic plan of this prepared statement expects a
+        // hundred keys and hash-joins them against an index scan on service_id alone, which reads every row of the table
+        // (the benchmark saw 15,000 rows read per warm acquire).
         var command = new NpgsqlBatchCommand("""
             SELECT s.state_name, s.grain_key, s.version, s.payload
-            FROM broker_grain_state s
-            JOIN unnest($2::text[], $3::text[]) AS k(state_name, grain_key)
-              ON s.state_name = k.state_name AND s.grain_key = k.grain_key
-            WHERE s.service_id = $1
+            FROM unnest($2::text[], $3::text[]) AS k(state_name, grain_key)
+            CROSS JOIN LATERAL (
+                SELECT g.state_name, g.grain_key, g.version, g.payload FROM broker_grain_state g
+                WHERE g.service_id = $1 AND g.state_name = k.state_name AND g.grain_key = k.grain_key) s
             """);
         command.Parameters.Add(Text(serviceId));
         command.Parameters.Add(new NpgsqlParameter { Value = reads.Select(r => r.StateName).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
