@@ -100,6 +100,13 @@ public sealed partial class ClaimGrain(
         await ExpireIfDue();
         if (S.Active is null)
         {
+            // "Nothing to release" comes from memory: it is stamped with a write first, so an activation left over from a
+            // membership change, whose memory another activation has moved past (a lease acquired there), fails on the
+            // ETag instead of answering it, and the caller's retry reaches the live one.
+            if (state.RecordExists)
+            {
+                await Save(() => { });
+            }
             return null;
         }
         return await EndActive(LeaseStatus.Released, string.IsNullOrWhiteSpace(reason) ? "released" : reason);
