@@ -26,19 +26,14 @@ public sealed class ClaimState : IIndexedState
     [Id(5)] public DateTimeOffset? WakeAt { get; set; }
 
     /// <summary>Audit events waiting for the next write (not part of the stored state).</summary>
-    [NonSerialized] private List<AuditEvent>? _audit;
+    [NonSerialized] private PendingAudit? _audit;
 
-    public void Record(AuditEvent audit) => (_audit ??= []).Add(audit);
+    public void Record(AuditEvent audit) => (_audit ??= new()).Add(audit);
 
-    public IReadOnlyList<AuditEvent> TakeAudit()
-    {
-        var taken = (IReadOnlyList<AuditEvent>?)_audit ?? [];
-        _audit = null;
-        return taken;
-    }
+    public IReadOnlyList<AuditEvent> TakeAudit() => _audit?.Take() ?? [];
 
     /// <summary>Drops recorded events whose change was not stored (the write failed and memory was put back).</summary>
-    public void ForgetAudit() => _audit = null;
+    public void ForgetAudit() => _audit?.Clear();
 
     public object? IndexRow(string grainKey)
     {

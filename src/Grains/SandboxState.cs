@@ -28,16 +28,11 @@ public sealed class SandboxState : IIndexedState
     [Id(14)] public DateTimeOffset? RetryAt { get; set; }
 
     /// <summary>Audit events waiting for the next write (not part of the stored state).</summary>
-    [NonSerialized] private List<AuditEvent>? _audit;
+    [NonSerialized] private PendingAudit? _audit;
 
-    public void Record(AuditEvent audit) => (_audit ??= []).Add(audit);
+    public void Record(AuditEvent audit) => (_audit ??= new()).Add(audit);
 
-    public IReadOnlyList<AuditEvent> TakeAudit()
-    {
-        var taken = (IReadOnlyList<AuditEvent>?)_audit ?? [];
-        _audit = null;
-        return taken;
-    }
+    public IReadOnlyList<AuditEvent> TakeAudit() => _audit?.Take() ?? [];
 
     public object? IndexRow(string grainKey) => Spec is not { } spec ? null
         : new SandboxRow(grainKey, spec.Pool, spec.Provider, SandboxLifecycle.Format(Status), LeaseName ?? spec.Name, ExternalId,
