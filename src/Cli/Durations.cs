@@ -26,8 +26,8 @@ public static class Durations
         var abs = span.Duration();
         var text = abs.TotalSeconds < 60 ? $"{(int)abs.TotalSeconds}s"
             : abs.TotalMinutes < 60 ? $"{(int)abs.TotalMinutes}m"
-            : abs.TotalHours < 24 ? $"{(int)abs.TotalHours}h {abs.Minutes}m"
-            : $"{(int)abs.TotalDays}d {abs.Hours}h";
+            : abs.TotalHours < 24 ? (abs.Minutes == 0 ? $"{(int)abs.TotalHours}h" : $"{(int)abs.TotalHours}h {abs.Minutes}m")
+            : abs.Hours == 0 ? $"{(int)abs.TotalDays}d" : $"{(int)abs.TotalDays}d {abs.Hours}h";
         return span < TimeSpan.Zero ? "-" + text : text;
     }
 }

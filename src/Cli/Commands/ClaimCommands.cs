@@ -161,8 +161,8 @@ public static class ClaimCommands
             while (!task.IsCompleted)
             {
                 var waited = TimeProvider.System.GetElapsedTime(started);
-                var note = waited > TimeSpan.FromSeconds(1) ? " (waiting for a sandbox to be created)" : "";
-                status.Status(Markup.Escape($"{what}: {waited.TotalSeconds:0}s{note}{(retrying is null ? "" : $"; {retrying}")}"));
+                var note = retrying is not null ? $"; {retrying}" : waited > TimeSpan.FromSeconds(1) ? " (waiting for a sandbox to be created)" : "";
+                status.Status(Markup.Escape($"{what}: {waited.TotalSeconds:0}s{note}"));
                 await Task.WhenAny(task, Task.Delay(TimeSpan.FromMilliseconds(200), c.Cancellation));
                 c.Cancellation.ThrowIfCancellationRequested();
             }
