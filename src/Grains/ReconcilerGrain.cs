@@ -143,6 +143,10 @@ public sealed class ReconcilerGrain(
                                            !await GrainFactory.GetGrain<IClaimGrain>(claimKey).Owns(sandbox.SandboxId):
                 await grain.Release(claimKey, "reconcile: the claim no longer holds this sandbox");
                 return Verdict.Deleted;
+            case SandboxStatus.Leased when providers.Get(this.GetPrimaryKeyString()) is ISandboxLeaseTimer:
+                // The reconcile period is what carries a lease longer than the provider's maximum timeout.
+                await grain.HoldLease();
+                return Verdict.Owned;
             case SandboxStatus.Deleting or SandboxStatus.Failed:
                 await grain.Discard("reconcile: deletion pending");
                 return Verdict.Owned;

@@ -121,6 +121,48 @@ public sealed partial class SandboxGrain
             { RetryAfterSeconds = 5 };
     }
 
+    /// <summary>
+    /// A provider with its own timer (E2B) is told the lease's deadline, so it does not stop the sandbox mid-lease; the
+    /// connection details it answers (the access token the lease needs) replace the ones from create.
+    /// </summary>
+    private async Task HoldForLease(DateTimeOffset until)
+    {
+        var spec = S.Spec!;
+        if (providers.Get(spec.Provider) is not ISandboxLeaseTimer timer)
+        {
+            return;
+        }
+        using var timeout = new CancellationTokenSource(ProviderCallTimeout);
+        try
+        {
+            S.Connection = new Dictionary<string, string>(await timer.HoldUntilAsync(Id, S.ExternalId, until, timeout.Token));
+        }
+        catch (ProviderException e) when (!e.Transient)
+        {
+            await FailBeforeLease($"could not hold it for the lease: {e.Message}");
+        }
+        catch (ProviderException e)
+        {
+            throw new BrokerException(ErrorCodes.ProviderUnavailable, $"cannot hold sandbox {Id} at provider '{spec.Provider}': {e.Message}") { RetryAfterSeconds = 5 };
+        }
+    }
+
+    /// <summary>
+    /// The reconciler's call while the lease lives: keeps the provider's timer ahead of the lease's deadline, and at least
+    /// two reconcile periods ahead (a claim extended since the lease began keeps its sandbox; the next reconcile goes on).
+    /// </summary>
+    public async Task HoldLease()
+    {
+        if (S.Spec is null || S.Status != SandboxStatus.Leased || providers.Get(S.Spec.Provider) is not ISandboxLeaseTimer timer)
+        {
+            return;
+        }
+        var floor = time.GetUtcNow() + 2 * options.Value.ReconcileInterval;
+        var until = S.LeaseExpiresAt is { } deadline && deadline > floor ? deadline : floor;
+        using var timeout = new CancellationTokenSource(ProviderCallTimeout);
+        await timer.HoldUntilAsync(Id, S.ExternalId, until, timeout.Token);
+    }
+
     private async Task FailBeforeLease(string reason)
     {
         S.LastError = reason;
