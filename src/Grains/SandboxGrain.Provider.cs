@@ -103,7 +103,7 @@ public sealed partial class SandboxGrain
             }
         }
         _justCreated = false;
-        if (provider is ISandboxLabelUpdater updater && !createdForThisClaim)
+        if (provider.Capability<ISandboxLabelUpdater>() is { } updater && !createdForThisClaim)
         {
             try
             {
@@ -128,7 +128,7 @@ public sealed partial class SandboxGrain
     private async Task HoldForLease(DateTimeOffset until)
     {
         var spec = S.Spec!;
-        if (providers.Get(spec.Provider) is not ISandboxLeaseTimer timer)
+        if (providers.Get(spec.Provider).Capability<ISandboxLeaseTimer>() is not { } timer)
         {
             return;
         }
@@ -153,7 +153,7 @@ public sealed partial class SandboxGrain
     /// </summary>
     public async Task HoldLease()
     {
-        if (S.Spec is null || S.Status != SandboxStatus.Leased || providers.Get(S.Spec.Provider) is not ISandboxLeaseTimer timer)
+        if (S.Spec is null || S.Status != SandboxStatus.Leased || providers.Get(S.Spec.Provider).Capability<ISandboxLeaseTimer>() is not { } timer)
         {
             return;
         }

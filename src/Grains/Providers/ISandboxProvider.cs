@@ -83,11 +83,14 @@ public sealed class ProviderException(string provider, string message, bool tran
     public bool Transient { get; } = transient;
 }
 
-/// <summary>Finds providers by name (the pool's Provider field).</summary>
-public sealed class SandboxProviderRegistry(IEnumerable<ISandboxProvider> providers)
+/// <summary>
+/// Finds providers by name (the pool's Provider field). Each comes metered (<see cref="MeteredSandboxProvider"/>); ask
+/// it for optional capabilities with <see cref="SandboxProviderCapabilities.Capability{T}"/>, not a type test.
+/// </summary>
+public sealed class SandboxProviderRegistry(IEnumerable<ISandboxProvider> providers, ProviderMetrics metrics)
 {
     private readonly Dictionary<string, ISandboxProvider> _byName =
-        providers.ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        providers.ToDictionary(p => p.Name, ISandboxProvider (p) => new MeteredSandboxProvider(p, metrics), StringComparer.OrdinalIgnoreCase);
 
     public IReadOnlyCollection<string> Names => _byName.Keys;
 
