@@ -90,6 +90,14 @@ public abstract class HttpTestDouble : IAsyncDisposable
         }
     }
 
+    public void ClearFailures()
+    {
+        lock (_failures)
+        {
+            _failures.Clear();
+        }
+    }
+
     /// <summary>While true, every request is held open until the client gives up.</summary>
     public bool Hang
     {
