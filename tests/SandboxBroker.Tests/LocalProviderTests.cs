@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;
 
@@ -34,6 +35,27 @@ public sealed class LocalProviderTests : IDisposable
 
         await provider.DeleteAsync("abc123", null, CancellationToken.None);
         Assert.True(second.WaitForExit(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task Acquire_starts_a_warm_sandbox_that_was_stopped_while_it_waited()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:lp:Provider"] = "local",
+            ["Broker:Pools:lp:MinReady"] = "1",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("lp");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 1, "the pool has a warm sandbox");
+        var warm = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'lp' AND status = 'ready'"))!;
+        var provider = broker.SiloService<SandboxProviderRegistry>().Get("local");
+        await provider.StopAsync(warm, null, CancellationToken.None);
+        Assert.Equal(ProviderSandboxState.Stopped, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
+
+        var lease = await broker.Grains.GetGrain<IClaimGrain>("track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
+
+        Assert.Equal((AcquireOutcome.Warm, warm), (lease.Outcome, lease.Sandbox.SandboxId));
+        Assert.Equal(ProviderSandboxState.Running, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
     }
 
     private int Pid(string sandboxId) => int.Parse(File.ReadAllText(Path.Combine(_root, sandboxId, "sandbox.pid")));

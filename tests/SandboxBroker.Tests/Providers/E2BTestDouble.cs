@@ -18,7 +18,8 @@ namespace SandboxBroker.Tests.Providers;
 /// </summary>
 /// <remarks>
 /// Where it differs from E2B: ids and tokens are random strings of its own; a sandbox pauses at once (E2B shows
-/// <c>pausing</c> for a while, see <see cref="SetState"/>); the listing is immediately consistent.
+/// <c>pausing</c> for a while, see <see cref="SetState"/>); the listing lags creates only by <see cref="ListingLag"/>
+/// (zero unless a test asks), standing in for E2B's eventually consistent list.
 /// </remarks>
 public sealed class E2BTestDouble(TimeProvider clock) : HttpTestDouble
 {
@@ -39,6 +40,9 @@ public sealed class E2BTestDouble(TimeProvider clock) : HttpTestDouble
         public string? EnvdAccessToken { get; set; }
         internal long Sequence { get; init; }
     }
+
+    /// <summary>How long a new sandbox stays out of the listing (it is found by id at once).</summary>
+    public TimeSpan ListingLag { get; set; } = TimeSpan.Zero;
 
     /// <summary>The team's longest allowed timeout (E2B Hobby: 1 hour).</summary>
     public int MaxTimeoutSeconds { get; set; } = 3600;
@@ -146,6 +150,7 @@ public sealed class E2BTestDouble(TimeProvider clock) : HttpTestDouble
                 Expire();
                 var matching = _sandboxes.Values
                     .Where(x => states.Contains(x.State))
+                    .Where(x => ListingLag == TimeSpan.Zero || x.StartedAt <= clock.GetUtcNow() - ListingLag)
                     .Where(x => filter.All(f => x.Metadata.TryGetValue(f.Key, out var v) && v == f.Value))
                     .OrderBy(x => x.Sequence)
                     .ToList();
