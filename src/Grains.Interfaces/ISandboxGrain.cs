@@ -34,6 +34,13 @@ public interface ISandboxGrain : IGrainWithStringKey
     [Alias("Wake")]
     Task Wake();
 
+    /// <summary>
+    /// While leased, keeps a provider's own timer (E2B's timeout) from stopping the sandbox before the lease ends; does
+    /// nothing otherwise, or for providers without such a timer. The reconciler calls it on every pass.
+    /// </summary>
+    [Alias("HoldLease")]
+    Task HoldLease();
+
     /// <summary>The provider no longer has this sandbox.</summary>
     [Alias("MarkStale")]
     Task MarkStale(string reason);

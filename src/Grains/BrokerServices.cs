@@ -38,6 +38,7 @@ public static class BrokerServices
     /// </summary>
     public static IServiceCollection AddConfiguredProviders(this IServiceCollection services, IConfiguration configuration)
     {
+        services.TryAddSingleton<ProviderMetrics>();
         var daytona = configuration.GetSection(DaytonaProviderOptions.Section);
         if (daytona.Get<DaytonaProviderOptions>() is { IsConfigured: true })
         {

@@ -22,6 +22,7 @@ public sealed class ReconcilerGrain(
     [PersistentState("reconciler", StorageNames.AdoNet)] IPersistentState<ReconcilerState> state,
     SandboxProviderRegistry providers,
     BrokerIndex index,
+    ProviderMetrics metrics,
     IOptions<BrokerOptions> options,
     TimeProvider time,
     ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain, IRemindable
@@ -107,6 +108,7 @@ public sealed class ReconcilerGrain(
         }
 
         var report = new ReconcileReport(providerName, started, time.GetUtcNow(), seen, adopted, deleted, stale, errors.Count, errors);
+        metrics.Reconciled(providerName, seen);
         state.State.Last = report;
         await state.WriteOrReloadAsync(this);
         logger.LogInformation(
@@ -143,6 +145,10 @@ public sealed class ReconcilerGrain(
                                            !await GrainFactory.GetGrain<IClaimGrain>(claimKey).Owns(sandbox.SandboxId):
                 await grain.Release(claimKey, "reconcile: the claim no longer holds this sandbox");
                 return Verdict.Deleted;
+            case SandboxStatus.Leased when providers.Get(this.GetPrimaryKeyString()).Capability<ISandboxLeaseTimer>() is not null:
+                // The reconcile period is what carries a lease longer than the provider's maximum timeout.
+                await grain.HoldLease();
+                return Verdict.Owned;
             case SandboxStatus.Deleting or SandboxStatus.Failed:
                 await grain.Discard("reconcile: deletion pending");
                 return Verdict.Owned;

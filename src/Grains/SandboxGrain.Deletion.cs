@@ -9,6 +9,9 @@ public sealed partial class SandboxGrain
     private async Task BeginDeletion(string reason, string? actor = null)
     {
         S.DeleteAttempts = 0;
+        // Connection details can hold secrets (a postgres-schema password, an E2B access token) and are of no use to
+        // anyone once the sandbox is on its way out: they are not kept past this write.
+        S.Connection = new Dictionary<string, string>();
         // Stored as due now: should this activation die before its first attempt, the sweep finds it at once.
         S.RetryAt = time.GetUtcNow();
         await MoveTo(SandboxStatus.Deleting, "sandbox.deleting", actor, reason);

@@ -103,7 +103,7 @@ public sealed partial class SandboxGrain
             }
         }
         _justCreated = false;
-        if (provider is ISandboxLabelUpdater updater && !createdForThisClaim)
+        if (provider.Capability<ISandboxLabelUpdater>() is { } updater && !createdForThisClaim)
         {
             try
             {
@@ -119,6 +119,48 @@ public sealed partial class SandboxGrain
         BrokerException Unavailable(ProviderException e) =>
             new(e.Transient ? ErrorCodes.ProviderUnavailable : ErrorCodes.ProviderError, $"cannot check sandbox {Id} at provider '{spec.Provider}': {e.Message}")
             { RetryAfterSeconds = 5 };
+    }
+
+    /// <summary>
+    /// A provider with its own timer (E2B) is told the lease's deadline, so it does not stop the sandbox mid-lease; the
+    /// connection details it answers (the access token the lease needs) replace the ones from create.
+    /// </summary>
+    private async Task HoldForLease(DateTimeOffset until)
+    {
+        var spec = S.Spec!;
+        if (providers.Get(spec.Provider).Capability<ISandboxLeaseTimer>() is not { } timer)
+        {
+            return;
+        }
+        using var timeout = new CancellationTokenSource(ProviderCallTimeout);
+        try
+        {
+            S.Connection = new Dictionary<string, string>(await timer.HoldUntilAsync(Id, S.ExternalId, until, timeout.Token));
+        }
+        catch (ProviderException e) when (!e.Transient)
+        {
+            await FailBeforeLease($"could not hold it for the lease: {e.Message}");
+        }
+        catch (ProviderException e)
+        {
+            throw new BrokerException(ErrorCodes.ProviderUnavailable, $"cannot hold sandbox {Id} at provider '{spec.Provider}': {e.Message}") { RetryAfterSeconds = 5 };
+        }
+    }
+
+    /// <summary>
+    /// The reconciler's call while the lease lives: keeps the provider's timer ahead of the lease's deadline, and at least
+    /// two reconcile periods ahead (a claim extended since the lease began keeps its sandbox; the next reconcile goes on).
+    /// </summary>
+    public async Task HoldLease()
+    {
+        if (S.Spec is null || S.Status != SandboxStatus.Leased || providers.Get(S.Spec.Provider).Capability<ISandboxLeaseTimer>() is not { } timer)
+        {
+            return;
+        }
+        var floor = time.GetUtcNow() + 2 * options.Value.ReconcileInterval;
+        var until = S.LeaseExpiresAt is { } deadline && deadline > floor ? deadline : floor;
+        using var timeout = new CancellationTokenSource(ProviderCallTimeout);
+        await timer.HoldUntilAsync(Id, S.ExternalId, until, timeout.Token);
     }
 
     private async Task FailBeforeLease(string reason)

@@ -78,6 +78,7 @@ public sealed partial class SandboxGrain(
             throw new BrokerException(ErrorCodes.Conflict, $"sandbox {Id} is {SandboxLifecycle.Format(S.Status)}{(S.ClaimKey is null ? "" : $" (claim {S.ClaimKey})")}, not ready");
         }
         await PrepareForLease(request.ClaimKey);
+        await HoldForLease(request.ExpiresAt);
         S.ClaimKey = request.ClaimKey;
         S.LeaseNumber = request.LeaseNumber;
         S.Tenant = request.Tenant;

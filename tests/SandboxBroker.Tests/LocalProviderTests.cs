@@ -2,10 +2,11 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;
 
-/// <summary>The embedded provider: a real directory per sandbox, labels on disk, an optional process.</summary>
+/// <summary>What only the embedded provider does: a process in the workspace, and a stopped mark on disk (the rest: ProviderContractTests).</summary>
 public sealed class LocalProviderTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "sandboxbroker-local-" + Guid.NewGuid().ToString("N"));
@@ -14,33 +15,50 @@ public sealed class LocalProviderTests : IDisposable
         new(Options.Create(new LocalProviderOptions { Root = _root, Command = command }), NullLogger<LocalSandboxProvider>.Instance);
 
     [Fact]
-    public async Task Create_is_idempotent_by_id_list_filters_by_labels_and_delete_stops_the_command()
+    public async Task The_command_runs_while_the_sandbox_runs_and_a_stop_is_remembered_across_instances()
     {
         var provider = Provider(command: "exec sleep 300");
         var labels = new Dictionary<string, string> { ["sandboxbroker.pool"] = "p1" };
         var created = await provider.CreateAsync(new ProviderCreateRequest("abc123", "sbx-p1-abc123", null, labels), CancellationToken.None);
-        var again = await provider.CreateAsync(new ProviderCreateRequest("abc123", "other-name", null, labels), CancellationToken.None);
-        Assert.Equal((created.ExternalId, "sbx-p1-abc123"), (again.ExternalId, again.Name));
         Assert.True(Directory.Exists(created.Connection["workspace"]));
+        using var first = Process.GetProcessById(Pid("abc123"));
+        Assert.False(first.HasExited);
 
-        var pid = int.Parse(await File.ReadAllTextAsync(Path.Combine(_root, "abc123", "sandbox.pid")));
-        using var process = Process.GetProcessById(pid);
-        Assert.False(process.HasExited);
+        await provider.StopAsync("abc123", null, CancellationToken.None);
+        Assert.True(first.WaitForExit(TimeSpan.FromSeconds(10)));
+        Assert.Equal(ProviderSandboxState.Stopped, (await Provider().GetAsync("abc123", null, CancellationToken.None))!.State);
 
-        await provider.CreateAsync(new ProviderCreateRequest("def456", "x", null, new Dictionary<string, string> { ["sandboxbroker.pool"] = "p2" }), CancellationToken.None);
-        var listed = new List<string>();
-        await foreach (var s in provider.ListAsync(labels, CancellationToken.None))
-        {
-            listed.Add(s.SandboxId);
-        }
-        Assert.Equal(["abc123"], listed);
+        await provider.StartAsync("abc123", null, CancellationToken.None);
+        using var second = Process.GetProcessById(Pid("abc123"));
+        Assert.False(second.HasExited);
+        Assert.Equal(ProviderSandboxState.Running, (await Provider().GetAsync("abc123", null, CancellationToken.None))!.State);
 
         await provider.DeleteAsync("abc123", null, CancellationToken.None);
-        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(10)));
-        Assert.Null(await provider.GetAsync("abc123", null, CancellationToken.None));
-        await provider.DeleteAsync("abc123", null, CancellationToken.None); // already gone: still succeeds
-        await provider.DeleteAsync("def456", null, CancellationToken.None);
+        Assert.True(second.WaitForExit(TimeSpan.FromSeconds(10)));
     }
+
+    [Fact]
+    public async Task Acquire_starts_a_warm_sandbox_that_was_stopped_while_it_waited()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:lp:Provider"] = "local",
+            ["Broker:Pools:lp:MinReady"] = "1",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("lp");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 1, "the pool has a warm sandbox");
+        var warm = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'lp' AND status = 'ready'"))!;
+        var provider = broker.SiloService<SandboxProviderRegistry>().Get("local");
+        await provider.StopAsync(warm, null, CancellationToken.None);
+        Assert.Equal(ProviderSandboxState.Stopped, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
+
+        var lease = await broker.Grains.GetGrain<IClaimGrain>("track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
+
+        Assert.Equal((AcquireOutcome.Warm, warm), (lease.Outcome, lease.Sandbox.SandboxId));
+        Assert.Equal(ProviderSandboxState.Running, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
+    }
+
+    private int Pid(string sandboxId) => int.Parse(File.ReadAllText(Path.Combine(_root, sandboxId, "sandbox.pid")));
 
     public void Dispose()
     {

@@ -35,6 +35,22 @@ public interface ISandboxLabelUpdater
     Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Optional: a provider whose own timer stops a sandbox (E2B's timeout kills or pauses it). The broker tells it how long a
+/// lease needs the sandbox: when the lease begins (until its deadline) and again on every reconcile while the lease lives,
+/// so a lease longer than the provider's maximum timeout is carried across it in steps. Once the lease ends nothing extends
+/// the timer, and the provider's own timeout takes over again if the broker's delete never arrives.
+/// </summary>
+public interface ISandboxLeaseTimer
+{
+    /// <summary>
+    /// Keeps the sandbox running until at least <paramref name="until"/>, as far as the provider allows (capped at its
+    /// maximum timeout), resuming it if it was paused. Answers the connection details for the lease (access tokens
+    /// included), or throws a non-transient <see cref="ProviderException"/> when the sandbox no longer exists.
+    /// </summary>
+    Task<IReadOnlyDictionary<string, string>> HoldUntilAsync(string sandboxId, string? externalId, DateTimeOffset until, CancellationToken cancellationToken);
+}
+
 public sealed record ProviderCreateRequest(
     string SandboxId,
     string Name,
@@ -67,11 +83,14 @@ public sealed class ProviderException(string provider, string message, bool tran
     public bool Transient { get; } = transient;
 }
 
-/// <summary>Finds providers by name (the pool's Provider field).</summary>
-public sealed class SandboxProviderRegistry(IEnumerable<ISandboxProvider> providers)
+/// <summary>
+/// Finds providers by name (the pool's Provider field). Each comes metered (<see cref="MeteredSandboxProvider"/>); ask
+/// it for optional capabilities with <see cref="SandboxProviderCapabilities.Capability{T}"/>, not a type test.
+/// </summary>
+public sealed class SandboxProviderRegistry(IEnumerable<ISandboxProvider> providers, ProviderMetrics metrics)
 {
     private readonly Dictionary<string, ISandboxProvider> _byName =
-        providers.ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        providers.ToDictionary(p => p.Name, ISandboxProvider (p) => new MeteredSandboxProvider(p, metrics), StringComparer.OrdinalIgnoreCase);
 
     public IReadOnlyCollection<string> Names => _byName.Keys;
 

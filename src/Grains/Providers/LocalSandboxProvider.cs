@@ -20,7 +20,9 @@ public sealed class LocalProviderOptions
 /// <summary>
 /// The embedded default: a real workspace directory per sandbox, its labels in <c>sandbox.json</c>,
 /// optionally a process started in it. The directory is named by the broker's sandbox id, so create is
-/// idempotent by id and a crash mid-create leaves a directory the reconciler can find by its labels.
+/// idempotent by id and a crash mid-create leaves a directory the reconciler can find by its labels. Stop marks the
+/// sandbox stopped in its metadata (and ends its process); start clears the mark (and starts the process again), so the
+/// broker's stopped-then-started path runs against the default provider too.
 /// </summary>
 public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater
 {
@@ -67,21 +69,26 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         }
     }
 
-    public Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    public async Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
         var directory = DirectoryFor(sandboxId);
-        if (!File.Exists(Path.Combine(directory, MetadataFile)))
+        var metadata = await RequireMetadataAsync(sandboxId, directory, cancellationToken);
+        if (metadata.Stopped)
         {
-            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
+            await WriteMetadataAsync(directory, metadata with { Stopped = false }, cancellationToken);
         }
         StartProcess(directory);
-        return Task.CompletedTask;
     }
 
-    public Task StopAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    public async Task StopAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
-        StopProcess(DirectoryFor(sandboxId));
-        return Task.CompletedTask;
+        var directory = DirectoryFor(sandboxId);
+        var metadata = await RequireMetadataAsync(sandboxId, directory, cancellationToken);
+        StopProcess(directory);
+        if (!metadata.Stopped)
+        {
+            await WriteMetadataAsync(directory, metadata with { Stopped = true }, cancellationToken);
+        }
     }
 
     public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
@@ -102,18 +109,28 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
     public async Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
     {
         var directory = DirectoryFor(sandboxId);
-        var file = Path.Combine(directory, MetadataFile);
-        if (!File.Exists(file))
-        {
-            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
-        }
-        var metadata = JsonSerializer.Deserialize<LocalMetadata>(await File.ReadAllTextAsync(file, cancellationToken), Json)
-            ?? throw new ProviderException(Name, $"unreadable metadata in {file}", transient: false);
+        var metadata = await RequireMetadataAsync(sandboxId, directory, cancellationToken);
         foreach (var (key, value) in labels)
         {
             metadata.Labels[key] = value;
         }
         await WriteMetadataAsync(directory, metadata, cancellationToken);
+    }
+
+    private async Task<LocalMetadata> RequireMetadataAsync(string sandboxId, string directory, CancellationToken cancellationToken)
+    {
+        var file = Path.Combine(directory, MetadataFile);
+        string text;
+        try
+        {
+            text = await File.ReadAllTextAsync(file, cancellationToken);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false, e);
+        }
+        return JsonSerializer.Deserialize<LocalMetadata>(text, Json)
+            ?? throw new ProviderException(Name, $"unreadable metadata in {file}", transient: false);
     }
 
     /// <summary>Writes to a temporary file, then renames: a crash never leaves half a metadata file.</summary>
@@ -152,7 +169,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
             metadata.SandboxId,
             ExternalId: directory,
             metadata.Name,
-            ProviderSandboxState.Running,
+            metadata.Stopped ? ProviderSandboxState.Stopped : ProviderSandboxState.Running,
             metadata.Labels,
             new Dictionary<string, string> { ["workspace"] = workspace },
             metadata.CreatedAt);
@@ -198,5 +215,6 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         return File.Exists(file) && int.TryParse(File.ReadAllText(file), out var pid) ? pid : null;
     }
 
-    private sealed record LocalMetadata(string SandboxId, string Name, string? Template, Dictionary<string, string> Labels, DateTimeOffset CreatedAt);
+    /// <summary>What sandbox.json holds. Files written before Stopped existed read as running.</summary>
+    private sealed record LocalMetadata(string SandboxId, string Name, string? Template, Dictionary<string, string> Labels, DateTimeOffset CreatedAt, bool Stopped = false);
 }

@@ -16,29 +16,23 @@ namespace SandboxBroker.Tests.Infrastructure;
 /// dies mid-call (found by the process fault harness).</item>
 /// </list>
 /// </summary>
-public sealed class CrashingProvider(string name, bool createsBeforeFailing, LocalSandboxProvider inner) : ISandboxProvider
+public sealed class CrashingProvider(string name, bool createsBeforeFailing, LocalSandboxProvider inner) : DelegatingSandboxProvider(inner)
 {
     private readonly ConcurrentDictionary<string, bool> _crashed = new();
 
-    public string Name => name;
+    public override string Name => name;
 
-    public async Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken ct)
+    public override async Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken)
     {
         if (!createsBeforeFailing)
         {
             throw new InvalidOperationException("simulated: the create never answered");
         }
-        var created = await inner.CreateAsync(request, ct);
+        var created = await Inner.CreateAsync(request, cancellationToken);
         return _crashed.TryAdd(request.SandboxId, true)
             ? throw new InvalidOperationException($"simulated crash after the provider created sandbox {request.SandboxId}")
             : created;
     }
-
-    public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.GetAsync(sandboxId, externalId, ct);
-    public IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) => inner.ListAsync(labels, ct);
-    public Task StartAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.StartAsync(sandboxId, externalId, ct);
-    public Task StopAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.StopAsync(sandboxId, externalId, ct);
-    public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken ct) => inner.DeleteAsync(sandboxId, externalId, ct);
 
     public sealed class Configurator : ISiloConfigurator
     {

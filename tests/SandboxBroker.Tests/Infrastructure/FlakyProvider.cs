@@ -11,14 +11,14 @@ namespace SandboxBroker.Tests.Infrastructure;
 /// A test double: a real local provider under the name "flaky" whose deletes fail a set number of times per
 /// sandbox before they succeed. The counters live in the silo's container, one per silo.
 /// </summary>
-public sealed class FlakyProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider
+public sealed class FlakyProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger)
+    : DelegatingSandboxProvider(new LocalSandboxProvider(options, logger))
 {
     public const int FailuresPerDelete = 2;
 
-    private readonly LocalSandboxProvider _inner = new(options, logger);
     private readonly Dictionary<string, int> _deleteCalls = new();
 
-    public string Name => "flaky";
+    public override string Name => "flaky";
 
     public int DeleteCalls(string sandboxId)
     {
@@ -28,13 +28,7 @@ public sealed class FlakyProvider(IOptions<LocalProviderOptions> options, ILogge
         }
     }
 
-    public Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken ct) => _inner.CreateAsync(request, ct);
-    public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.GetAsync(sandboxId, externalId, ct);
-    public IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) => _inner.ListAsync(labels, ct);
-    public Task StartAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.StartAsync(sandboxId, externalId, ct);
-    public Task StopAsync(string sandboxId, string? externalId, CancellationToken ct) => _inner.StopAsync(sandboxId, externalId, ct);
-
-    public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken ct)
+    public override Task DeleteAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
         int calls;
         lock (_deleteCalls)
@@ -43,7 +37,7 @@ public sealed class FlakyProvider(IOptions<LocalProviderOptions> options, ILogge
         }
         return calls <= FailuresPerDelete
             ? throw new ProviderException(Name, $"simulated delete failure {calls} of {FailuresPerDelete}", transient: true)
-            : _inner.DeleteAsync(sandboxId, externalId, ct);
+            : Inner.DeleteAsync(sandboxId, externalId, cancellationToken);
     }
 
     public sealed class Configurator : ISiloConfigurator

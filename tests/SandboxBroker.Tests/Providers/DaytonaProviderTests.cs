@@ -16,35 +16,48 @@ public sealed class DaytonaProviderTests
     };
 
     [Fact]
-    public async Task Create_carries_labels_and_is_idempotent_list_pages_by_labels_and_delete_removes()
+    public async Task Create_sends_snapshot_and_auto_stop_and_listing_skips_errored_sandboxes_already_deleted()
     {
         await using var daytona = await DaytonaTestDouble.StartNewAsync();
         var settings = ProviderServices.Http(Section, daytona.ApiUrl);
         settings[$"{Section}:AutoStopIntervalMinutes"] = "30";
         await using var services = ProviderServices.Build(settings);
         var provider = services.Provider("daytona");
+        var deleted = daytona.Put(Labels("sbx-e"), state: "error", deleted: true);
+        var replacement = daytona.Put(Labels("sbx-e"), createdAt: DateTimeOffset.UtcNow.AddHours(-2));
 
         var a = await provider.CreateAsync(new ProviderCreateRequest("sbx-a", "sbx-p-a", "my-snapshot", Labels("sbx-a")), CancellationToken.None);
-        await provider.CreateAsync(new ProviderCreateRequest("sbx-b", "sbx-p-b", null, Labels("sbx-b")), CancellationToken.None);
-        await provider.CreateAsync(new ProviderCreateRequest("sbx-c", "sbx-p-c", null, Labels("sbx-c")), CancellationToken.None);
-        var again = await provider.CreateAsync(new ProviderCreateRequest("sbx-a", "sbx-p-a", "my-snapshot", Labels("sbx-a")), CancellationToken.None);
-        daytona.Put(new Dictionary<string, string> { ["team"] = "other" });
 
-        Assert.Equal(a.ExternalId, again.ExternalId);
-        Assert.Equal(3, daytona.RequestCount("POST /api/sandbox"));
         var created = daytona.Find(a.ExternalId)!;
-        Assert.Equal(("sbx-a", "dep-1", "my-snapshot", 30), (created.Labels[BrokerLabels.SandboxId], created.Labels[BrokerLabels.Deployment], created.Snapshot, created.AutoStopInterval));
-        Assert.Equal(ProviderSandboxState.Running, a.State);
-
+        Assert.Equal(("sbx-a", "my-snapshot", 30), (created.Labels[BrokerLabels.SandboxId], created.Snapshot, created.AutoStopInterval));
         var listed = await provider.ListAllAsync(new Dictionary<string, string> { [BrokerLabels.Deployment] = "dep-1" });
-        Assert.Equal(["sbx-a", "sbx-b", "sbx-c"], listed.Select(s => s.SandboxId).Order());
-        Assert.Contains(daytona.Requests, r => r.StartsWith("GET /api/sandbox?", StringComparison.Ordinal) && r.Contains("cursor=", StringComparison.Ordinal));
+        Assert.Equal(new[] { replacement.Id, a.ExternalId }.Order(), listed.Select(s => s.ExternalId).Order());
+        Assert.Equal(replacement.Id, (await provider.GetAsync("sbx-e", null, CancellationToken.None))!.ExternalId);
+        Assert.DoesNotContain(daytona.Requests, r => r.Contains("includeErroredDeleted", StringComparison.Ordinal));
+        Assert.DoesNotContain(listed, s => s.ExternalId == deleted.Id);
+        Assert.Equal(0, daytona.RequestCount("DELETE ")); // the errored one, already deleted, is not deleted again
+    }
 
-        await provider.DeleteAsync("sbx-a", a.ExternalId, CancellationToken.None);
-        await provider.DeleteAsync("sbx-a", a.ExternalId, CancellationToken.None); // already gone: still succeeds
-        await provider.DeleteAsync("sbx-b", null, CancellationToken.None); // found by its label
-        Assert.Null(await provider.GetAsync("sbx-a", a.ExternalId, CancellationToken.None));
-        Assert.Equal(2, daytona.Sandboxes.Count); // sbx-c and the foreign one
+    [Fact]
+    public async Task A_retried_create_whose_answer_was_lost_finds_its_sandbox_by_name_while_the_listing_lags()
+    {
+        await using var daytona = await DaytonaTestDouble.StartNewAsync();
+        await using var services = ProviderServices.Build(ProviderServices.Http(Section, daytona.ApiUrl));
+        var provider = services.Provider("daytona");
+        daytona.ListingLag = TimeSpan.FromHours(1);
+        daytona.LoseNextCreateAnswers(1);
+        var lost = await Assert.ThrowsAsync<ProviderException>(() => provider.CreateAsync(new ProviderCreateRequest("sbx-r", "sbx-p-r", null, Labels("sbx-r")), CancellationToken.None));
+        Assert.True(lost.Transient);
+
+        var retried = await provider.CreateAsync(new ProviderCreateRequest("sbx-r", "sbx-p-r", null, Labels("sbx-r")), CancellationToken.None);
+
+        var only = Assert.Single(daytona.Sandboxes);
+        Assert.Equal((only.Id, "sbx-r"), (retried.ExternalId, retried.SandboxId));
+        Assert.Equal(1, daytona.RequestCount("GET /api/sandbox/sbx-p-r"));
+
+        // A name another broker sandbox holds is a clash, not this sandbox.
+        var clash = await Assert.ThrowsAsync<ProviderException>(() => provider.CreateAsync(new ProviderCreateRequest("sbx-s", "sbx-p-r", null, Labels("sbx-s")), CancellationToken.None));
+        Assert.False(clash.Transient);
     }
 
     [Fact]
@@ -76,36 +89,42 @@ public sealed class DaytonaProviderTests
     }
 
     [Fact]
-    public async Task Create_starts_a_stopped_sandbox_with_its_id_and_replaces_a_failed_one()
+    public async Task Create_starts_a_stopped_or_paused_sandbox_with_its_id_and_replaces_a_failed_one()
     {
         await using var daytona = await DaytonaTestDouble.StartNewAsync();
-        await using var services = ProviderServices.Build(ProviderServices.Http(Section, daytona.ApiUrl));
+        var settings = ProviderServices.Http(Section, daytona.ApiUrl);
+        settings[$"{Section}:StartWait"] = "00:00:05";
+        await using var services = ProviderServices.Build(settings);
         var provider = services.Provider("daytona");
         var stopped = daytona.Put(Labels("sbx-s"), state: "stopped");
+        var paused = daytona.Put(Labels("sbx-p"), state: "paused");
         var broken = daytona.Put(Labels("sbx-e"), state: "error");
 
         var s = await provider.CreateAsync(new ProviderCreateRequest("sbx-s", "s", null, Labels("sbx-s")), CancellationToken.None);
+        var p = await provider.CreateAsync(new ProviderCreateRequest("sbx-p", "p", null, Labels("sbx-p")), CancellationToken.None);
         var e = await provider.CreateAsync(new ProviderCreateRequest("sbx-e", "e", null, Labels("sbx-e")), CancellationToken.None);
 
         Assert.Equal((stopped.Id, "started"), (s.ExternalId, daytona.Find(stopped.Id)!.State));
+        Assert.Equal((paused.Id, "started", ProviderSandboxState.Running), (p.ExternalId, daytona.Find(paused.Id)!.State, p.State));
         Assert.NotEqual(broken.Id, e.ExternalId);
         Assert.Null(daytona.Find(broken.Id));
         Assert.Equal("started", daytona.Find(e.ExternalId)!.State);
     }
 
     [Fact]
-    public async Task Acquire_starts_a_stopped_warm_sandbox_replaces_a_failed_one_and_labels_it_with_the_claim()
+    public async Task Acquire_starts_a_paused_warm_sandbox_replaces_a_failed_one_and_labels_it_with_the_claim()
     {
         await using var daytona = await DaytonaTestDouble.StartNewAsync();
         var settings = ProviderServices.Http(Section, daytona.ApiUrl);
         settings["Broker:Pools:dt:Provider"] = "daytona";
         settings["Broker:Pools:dt:MinReady"] = "2";
+        settings[$"{Section}:StartWait"] = "00:00:05";
         await using var broker = await BrokerCluster.StartAsync(silos: 1, settings);
         var pool = broker.Grains.GetGrain<IPoolGrain>("dt");
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 2, "the pool has two warm sandboxes");
         foreach (var warm in daytona.Sandboxes)
         {
-            daytona.SetState(warm.Id, "stopped"); // Daytona's auto-stop while they waited
+            daytona.SetState(warm.Id, "paused"); // paused while they waited
         }
 
         var first = await broker.Grains.GetGrain<IClaimGrain>("track:dt/1").Acquire(new AcquireRequest("dt", "t", "o"));

@@ -1,8 +1,10 @@
+using Microsoft.Extensions.Time.Testing;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests.Providers;
 
-/// <summary>The e2b provider against a local test double of E2B's REST API.</summary>
+/// <summary>What only the e2b provider does, against a local test double of E2B's REST API (the rest: ProviderContractTests).</summary>
 public sealed class E2BProviderTests
 {
     private const string Section = "Providers:E2B";
@@ -12,43 +14,94 @@ public sealed class E2BProviderTests
         [BrokerLabels.Deployment] = "dep-1",
         [BrokerLabels.SandboxId] = sandboxId,
         [BrokerLabels.ClaimKey] = "github:octo/repo#42", // characters that need encoding in the metadata query
+        ["note"] = "100%41 sure", // an escape that decodes to something else when a client encodes one time too few
     };
 
     [Fact]
-    public async Task Create_carries_metadata_and_timeout_is_idempotent_list_pages_by_metadata_and_delete_removes()
+    public async Task Create_is_secured_and_listing_by_metadata_finds_values_that_look_like_escapes()
     {
         await using var e2b = await E2BTestDouble.StartNewAsync();
-        var settings = ProviderServices.Http(Section, e2b.Url);
-        settings[$"{Section}:TimeoutSeconds"] = "900";
-        await using var services = ProviderServices.Build(settings);
+        await using var services = ProviderServices.Build(ProviderServices.Http(Section, e2b.Url));
         var provider = services.Provider("e2b");
 
         var a = await provider.CreateAsync(new ProviderCreateRequest("sbx-a", "a", "python-3", Labels("sbx-a")), CancellationToken.None);
         await provider.CreateAsync(new ProviderCreateRequest("sbx-b", "b", null, Labels("sbx-b")), CancellationToken.None);
         await provider.CreateAsync(new ProviderCreateRequest("sbx-c", "c", null, Labels("sbx-c")), CancellationToken.None);
         var again = await provider.CreateAsync(new ProviderCreateRequest("sbx-a", "a", "python-3", Labels("sbx-a")), CancellationToken.None);
-        e2b.Put(new Dictionary<string, string> { ["team"] = "other" });
 
-        Assert.Equal(a.ExternalId, again.ExternalId);
-        Assert.Equal(3, e2b.RequestCount("POST /sandboxes"));
-        var created = e2b.Sandboxes.Single(s => s.SandboxID == a.ExternalId);
-        Assert.Equal(("python-3", 900, "github:octo/repo#42"), (created.TemplateID, created.Timeout, created.Metadata[BrokerLabels.ClaimKey]));
-        Assert.Equal(a.ExternalId, a.Connection["sandbox_id"]);
-
-        var listed = await provider.ListAllAsync(new Dictionary<string, string> { [BrokerLabels.Deployment] = "dep-1", [BrokerLabels.ClaimKey] = "github:octo/repo#42" });
+        var created = e2b.Find(a.ExternalId)!;
+        Assert.True(created.Secure);
+        Assert.Equal(created.EnvdAccessToken, a.Connection["envd_access_token"]);
+        Assert.Equal(created.EnvdAccessToken, again.Connection["envd_access_token"]); // found again: the token from GET /sandboxes/{id}
+        var listed = await provider.ListAllAsync(new Dictionary<string, string> { ["note"] = "100%41 sure", [BrokerLabels.ClaimKey] = "github:octo/repo#42" });
         Assert.Equal(["sbx-a", "sbx-b", "sbx-c"], listed.Select(s => s.SandboxId).Order());
-        Assert.Contains(e2b.Requests, r => r.StartsWith("GET /v2/sandboxes?", StringComparison.Ordinal) && r.Contains("nextToken=", StringComparison.Ordinal));
+        Assert.Equal(3, e2b.RequestCount("POST /sandboxes"));
+    }
 
-        await provider.StopAsync("sbx-c", null, CancellationToken.None);
-        Assert.Equal(ProviderSandboxState.Stopped, (await provider.GetAsync("sbx-c", null, CancellationToken.None))!.State);
-        await provider.StartAsync("sbx-c", null, CancellationToken.None);
-        Assert.Equal(ProviderSandboxState.Running, (await provider.GetAsync("sbx-c", null, CancellationToken.None))!.State);
+    [Fact]
+    public async Task A_lease_sets_the_timer_to_its_length_up_to_the_team_maximum_and_resumes_a_paused_sandbox()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var e2b = await E2BTestDouble.StartNewAsync(clock);
+        e2b.MaxTimeoutSeconds = 3600;
+        var settings = ProviderServices.Http(Section, e2b.Url);
+        settings[$"{Section}:TimeoutSeconds"] = "600";
+        settings[$"{Section}:MaxTimeoutSeconds"] = "3600";
+        settings[$"{Section}:LeaseMarginSeconds"] = "60";
+        await using var services = ProviderServices.Build(settings);
+        var provider = services.Provider("e2b");
+        var timer = Assert.IsAssignableFrom<ISandboxLeaseTimer>(provider);
+        var warm = await provider.CreateAsync(new ProviderCreateRequest("sbx-w", "w", null, Labels("sbx-w")), CancellationToken.None);
+        Assert.Equal((600, true), (e2b.Find(warm.ExternalId)!.Timeout, e2b.Find(warm.ExternalId)!.AutoPause));
 
-        await provider.DeleteAsync("sbx-a", a.ExternalId, CancellationToken.None);
-        await provider.DeleteAsync("sbx-a", a.ExternalId, CancellationToken.None); // already gone: still succeeds
-        await provider.DeleteAsync("sbx-b", null, CancellationToken.None); // found by its metadata
-        Assert.Null(await provider.GetAsync("sbx-a", a.ExternalId, CancellationToken.None));
-        Assert.Equal(2, e2b.Sandboxes.Count); // sbx-c and the foreign one
+        clock.Advance(TimeSpan.FromMinutes(11)); // the warm sandbox's timer ran out while it waited: E2B paused it
+        Assert.Equal("paused", e2b.Find(warm.ExternalId)!.State);
+        var connection = await timer.HoldUntilAsync("sbx-w", warm.ExternalId, DateTimeOffset.UtcNow.AddMinutes(20), CancellationToken.None);
+
+        var held = e2b.Find(warm.ExternalId)!;
+        Assert.Equal("running", held.State);
+        Assert.InRange(held.EndAt - clock.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromMinutes(22));
+        Assert.Equal(held.EnvdAccessToken, connection["envd_access_token"]);
+
+        // A lease longer than the plan allows gets the maximum, not a refusal.
+        await timer.HoldUntilAsync("sbx-w", warm.ExternalId, DateTimeOffset.UtcNow.AddHours(3), CancellationToken.None);
+        Assert.Equal(clock.GetUtcNow().AddHours(1), e2b.Find(warm.ExternalId)!.EndAt);
+    }
+
+    [Fact]
+    public async Task A_three_hour_lease_outlives_the_one_hour_timer_and_once_it_ends_the_timer_takes_over()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var e2b = await E2BTestDouble.StartNewAsync(clock);
+        e2b.MaxTimeoutSeconds = 3600;
+        var settings = ProviderServices.Http(Section, e2b.Url);
+        settings[$"{Section}:MaxTimeoutSeconds"] = "3600";
+        settings[$"{Section}:AutoPause"] = "false";
+        settings["Broker:Pools:e2b:Provider"] = "e2b";
+        settings["Broker:Pools:e2b:MinReady"] = "0";
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, settings);
+        var claim = broker.Grains.GetGrain<IClaimGrain>("track:e2b/long");
+        var reconciler = broker.Grains.GetGrain<IReconcilerGrain>("e2b");
+
+        var lease = await claim.Acquire(new AcquireRequest("e2b", "t", "o", Ttl: TimeSpan.FromHours(3)));
+        var id = lease.Sandbox.ExternalId!;
+        Assert.Equal(e2b.Find(id)!.EnvdAccessToken, lease.Sandbox.Connection["envd_access_token"]);
+
+        // Three and a half hours at E2B's clock, a reconcile every 50 minutes (its period is 10).
+        for (var step = 1; step <= 4; step++)
+        {
+            clock.Advance(TimeSpan.FromMinutes(50));
+            Assert.Equal("running", e2b.Find(id)?.State);
+            await reconciler.Reconcile();
+        }
+        Assert.Equal("running", e2b.Find(id)?.State);
+
+        // The lease ends; E2B refuses the deletes for now. Nothing extends the timer any more, and E2B's own ends it.
+        e2b.FailNext(100_000, 503, "DELETE");
+        await claim.Release("done");
+        await reconciler.Reconcile();
+        clock.Advance(TimeSpan.FromMinutes(61));
+        Assert.Null(e2b.Find(id));
     }
 
     [Fact]
@@ -63,11 +116,6 @@ public sealed class E2BProviderTests
         e2b.FailNext(1, 429);
         Assert.NotNull(await provider.GetAsync("sbx-x", x.ExternalId, CancellationToken.None));
         Assert.Equal(3, e2b.RequestCount($"GET /sandboxes/{x.ExternalId}"));
-
-        e2b.FailNext(1, 503, "DELETE");
-        await provider.DeleteAsync("sbx-x", x.ExternalId, CancellationToken.None);
-        Assert.Equal(2, e2b.RequestCount($"DELETE /sandboxes/{x.ExternalId}"));
-        Assert.Empty(e2b.Sandboxes);
 
         // Now E2B fails every call: after enough failures the breaker opens and calls stop reaching it.
         e2b.FailNext(1000, 503);

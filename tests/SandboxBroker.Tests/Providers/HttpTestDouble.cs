@@ -43,6 +43,11 @@ public abstract class HttpTestDouble : IAsyncDisposable
             if (TakeFailure(context.Request.Method) is { } status)
             {
                 context.Response.StatusCode = status;
+                if (status == StatusCodes.Status429TooManyRequests)
+                {
+                    // As both providers' rate limiters do: the client is told when to come back.
+                    context.Response.Headers.RetryAfter = "1";
+                }
                 await context.Response.WriteAsync($"{{\"message\":\"injected failure {status}\"}}");
                 return;
             }
@@ -82,6 +87,14 @@ public abstract class HttpTestDouble : IAsyncDisposable
             {
                 _failures.Enqueue((status, method));
             }
+        }
+    }
+
+    public void ClearFailures()
+    {
+        lock (_failures)
+        {
+            _failures.Clear();
         }
     }
 

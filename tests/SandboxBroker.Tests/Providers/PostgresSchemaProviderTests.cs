@@ -46,7 +46,7 @@ public sealed class PostgresSchemaProviderTests
     }
 
     [Fact]
-    public async Task Sandbox_roles_work_in_their_own_schema_only_and_delete_drops_schema_and_role()
+    public async Task Sandbox_roles_work_in_their_own_schema_only_a_new_create_resets_the_password_and_delete_drops_schema_and_role()
     {
         await using var sandboxes = await TestDatabase.CreateAsync();
         await using var services = ProviderServices.Build(Settings(sandboxes));
@@ -73,9 +73,6 @@ public sealed class PostgresSchemaProviderTests
             }
             Assert.Equal(new PostgresSchemaStats(2, 3), await provider.GetStatsAsync(a, CancellationToken.None));
 
-            var listed = await provider.ListAllAsync(new Dictionary<string, string> { [BrokerLabels.Deployment] = "dep-" + a });
-            Assert.Equal(new[] { a, b, c }.Order(), listed.Select(s => s.SandboxId).Order());
-
             // A repeated create is the same schema with a fresh password; the old one stops working.
             var again = await provider.CreateAsync(new ProviderCreateRequest(a, "a", null, labels(a)), CancellationToken.None);
             Assert.NotEqual(first.Connection["password"], again.Connection["password"]);
@@ -94,8 +91,6 @@ public sealed class PostgresSchemaProviderTests
             }
 
             await provider.DeleteAsync(a, null, CancellationToken.None);
-            await provider.DeleteAsync(a, null, CancellationToken.None); // already gone: still succeeds
-            Assert.Null(await provider.GetAsync(a, null, CancellationToken.None));
             Assert.False(await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", "sbx_" + a));
             Assert.False(await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", "sbx_" + a));
         }
@@ -105,6 +100,83 @@ public sealed class PostgresSchemaProviderTests
             {
                 await provider.DeleteAsync(id, null, CancellationToken.None);
             }
+        }
+    }
+
+    [Fact]
+    public async Task A_template_runs_as_the_sandbox_role_and_only_from_the_template_directory()
+    {
+        await using var sandboxes = await TestDatabase.CreateAsync();
+        var directory = Directory.CreateTempSubdirectory("sandboxbroker-templates-").FullName;
+        var (victim, id) = (NewId(), NewId());
+        await File.WriteAllTextAsync(Path.Combine(directory, "notes.sql"), await File.ReadAllTextAsync(TemplateFile));
+        await File.WriteAllTextAsync(Path.Combine(directory, "escape.sql"), $"RESET ROLE; CREATE SCHEMA escaped_{id};");
+        await File.WriteAllTextAsync(Path.Combine(directory, "peek.sql"), $"CREATE TABLE stolen AS SELECT * FROM sbx_{victim}.notes;");
+        await using var services = ProviderServices.Build(new Dictionary<string, string?>
+        {
+            ["Providers:PostgresSchema:ConnectionString"] = sandboxes.ConnectionString,
+            ["Providers:PostgresSchema:TemplateDirectory"] = directory,
+        });
+        var provider = services.Provider("postgres-schema");
+        var labels = (string sandboxId) => new Dictionary<string, string> { [BrokerLabels.SandboxId] = sandboxId };
+        try
+        {
+            await provider.CreateAsync(new ProviderCreateRequest(victim, "v", "notes.sql", labels(victim)), CancellationToken.None);
+
+            var escape = await Assert.ThrowsAsync<ProviderException>(() => provider.CreateAsync(new ProviderCreateRequest(id, "e", "escape.sql", labels(id)), CancellationToken.None));
+            var peek = await Assert.ThrowsAsync<ProviderException>(() => provider.CreateAsync(new ProviderCreateRequest(id + "p", "p", "peek.sql", labels(id + "p")), CancellationToken.None));
+            var outside = await Assert.ThrowsAsync<ProviderException>(() => provider.CreateAsync(new ProviderCreateRequest(id + "o", "o", "../notes.sql", labels(id + "o")), CancellationToken.None));
+            var absolute = await Assert.ThrowsAsync<ProviderException>(() => provider.CreateAsync(new ProviderCreateRequest(id + "a", "a", TemplateFile, labels(id + "a")), CancellationToken.None));
+
+            Assert.All(new[] { escape, peek, outside, absolute }, e => Assert.False(e.Transient));
+            Assert.Contains("permission denied", escape.Message, StringComparison.Ordinal);
+            Assert.Contains("permission denied", peek.Message, StringComparison.Ordinal);
+            Assert.False(await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", "escaped_" + id));
+            Assert.Contains("outside the template directory", outside.Message, StringComparison.Ordinal);
+            Assert.Contains("outside the template directory", absolute.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var sandboxId in new[] { victim, id, id + "p", id + "o", id + "a" })
+            {
+                await provider.DeleteAsync(sandboxId, null, CancellationToken.None);
+            }
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Sandbox_credentials_cannot_reach_the_protected_broker_database_nor_another_sandboxs_claim_key()
+    {
+        await using var sandboxes = await TestDatabase.CreateAsync();
+        await using var brokerDatabase = await TestDatabase.CreateAsync();
+        var settings = Settings(sandboxes);
+        settings["Providers:PostgresSchema:ProtectedDatabases:0"] = brokerDatabase.Name;
+        await using var services = ProviderServices.Build(settings);
+        var provider = services.Provider("postgres-schema");
+        var (a, b) = (NewId(), NewId());
+        var labels = (string sandboxId) => new Dictionary<string, string> { [BrokerLabels.SandboxId] = sandboxId, [BrokerLabels.ClaimKey] = "github:octo/secret#" + sandboxId };
+        try
+        {
+            var first = await provider.CreateAsync(new ProviderCreateRequest(a, "a", null, labels(a)), CancellationToken.None);
+            await provider.CreateAsync(new ProviderCreateRequest(b, "b", null, labels(b)), CancellationToken.None);
+
+            var intoBroker = new Dictionary<string, string>(first.Connection) { ["database"] = brokerDatabase.Name };
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => ConnectAs(intoBroker).OpenAsync());
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+
+            await using var connection = ConnectAs(first.Connection);
+            await connection.OpenAsync();
+            var comments = await RunAsync(connection, "SELECT coalesce(string_agg(obj_description(oid, 'pg_namespace'), ' '), '') FROM pg_namespace");
+            Assert.DoesNotContain("github:octo/secret", (string)comments!, StringComparison.Ordinal);
+            var denied = await Assert.ThrowsAsync<PostgresException>(() => RunAsync(connection, "SELECT labels FROM sandboxbroker.sandboxes"));
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+            Assert.Equal("github:octo/secret#" + b, (await provider.GetAsync(b, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+        }
+        finally
+        {
+            await provider.DeleteAsync(a, null, CancellationToken.None);
+            await provider.DeleteAsync(b, null, CancellationToken.None);
         }
     }
 
@@ -140,6 +212,8 @@ public sealed class PostgresSchemaProviderTests
             await Eventually.TrueAsync(async () =>
                 !await sandboxes.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", schema),
                 "the released sandbox's schema and role are dropped");
+            // The password is not kept once the sandbox is deleted.
+            Assert.DoesNotContain("password", (await broker.Grains.GetGrain<ISandboxGrain>(a.Sandbox.SandboxId).Get())!.Connection.Keys);
             Assert.NotNull(await provider.GetAsync(b.Sandbox.SandboxId, null, CancellationToken.None));
         }
         finally

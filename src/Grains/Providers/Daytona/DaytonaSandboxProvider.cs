@@ -13,9 +13,13 @@ namespace SandboxBroker.Grains.Providers.Daytona;
 /// <c>POST /api/sandbox</c> (labels, snapshot, autoStopInterval; answers once started),
 /// <c>GET /api/sandbox?labels=&lt;json&gt;&amp;limit=&amp;cursor=</c> (cursor paging: <c>{items, nextCursor}</c>),
 /// <c>GET|DELETE /api/sandbox/{id}</c>, <c>POST /api/sandbox/{id}/start|stop</c>, <c>PUT /api/sandbox/{id}/labels</c>.
-/// Sandbox states: started, stopped (after the auto-stop interval), archived, error, build_failed, creating, starting, ...
-/// Create is idempotent by the broker's sandbox-id label: an existing sandbox is reused (started if stopped), a failed
-/// one is deleted and replaced.
+/// Sandbox states: started; stopped (after the auto-stop interval), archived and paused, which start on acquire; error and
+/// build_failed; destroying and destroyed, which are gone; and transitions (creating, starting, stopping, pausing,
+/// resuming, archiving, ...), which are waited out. Create is idempotent by the broker's sandbox-id label: an existing
+/// sandbox is reused (started if stopped or paused), a failed one is deleted and replaced. Names are unique per
+/// organisation and the listing is eventually consistent, so a retried create whose first attempt did reach Daytona can
+/// miss it in the list and get 409 for its name: then the sandbox of that name is looked up and, if it carries this
+/// broker id, is the answer.
 /// </summary>
 public sealed class DaytonaSandboxProvider(
     IHttpClientFactory clients,
@@ -48,7 +52,7 @@ public sealed class DaytonaSandboxProvider(
         }
         var body = new DaytonaCreateSandbox(name, request.Template ?? Options.Snapshot, request.Labels.ToDictionary(),
             Options.AutoStopIntervalMinutes, Options.Target);
-        var created = await _http.SendAsync<DaytonaSandbox>(HttpMethod.Post, "sandbox", body, "create sandbox", cancellationToken);
+        var created = await CreateOrFindByNameAsync(request, body, cancellationToken);
         logger.LogInformation("Created Daytona sandbox {ExternalId} for broker sandbox {SandboxId} ({State})", created.Id, request.SandboxId, created.State);
         return Map(await UntilStartedAsync(created, cancellationToken));
     }
@@ -109,6 +113,28 @@ public sealed class DaytonaSandboxProvider(
         await _http.SendAsync<DaytonaLabels>(HttpMethod.Put, $"sandbox/{Uri.EscapeDataString(sandbox.Id)}/labels", new DaytonaLabels(merged), "replace labels", cancellationToken);
     }
 
+    private async Task<DaytonaSandbox> CreateOrFindByNameAsync(ProviderCreateRequest request, DaytonaCreateSandbox body, CancellationToken cancellationToken)
+    {
+        using var response = await _http.SendRawAsync(HttpMethod.Post, "sandbox", body, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.Conflict || body.Name is null)
+        {
+            await _http.EnsureSuccessAsync(response, "create sandbox", cancellationToken);
+            return await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<DaytonaSandbox>(response.Content, ProviderHttp.Json, cancellationToken)
+                ?? throw new ProviderException(Name, "create sandbox: empty answer", transient: false);
+        }
+        // GET /api/sandbox/{idOrName} finds it by name, consistently, where the label listing may not yet.
+        var named = await _http.SendOrNullAsync<DaytonaSandbox>(HttpMethod.Get, $"sandbox/{Uri.EscapeDataString(body.Name)}", null, "get sandbox by name", cancellationToken);
+        if (named is not null && !IsGone(named) && named.Labels?.GetValueOrDefault(BrokerLabels.SandboxId) == request.SandboxId)
+        {
+            logger.LogInformation("Daytona sandbox {ExternalId} named {Name} already holds broker sandbox {SandboxId} (an earlier attempt of this create)",
+                named.Id, body.Name, request.SandboxId);
+            return named;
+        }
+        // Transient: a name held by a sandbox on its way out comes free; one held by another sandbox is a naming clash the caller sees.
+        throw new ProviderException(Name, $"create sandbox: the name '{body.Name}' is taken by {(named is null ? "a sandbox not visible yet" : $"sandbox {named.Id} ({named.State})")}",
+            transient: named is null || IsGone(named));
+    }
+
     private Task DeleteByExternalIdAsync(string externalId, CancellationToken cancellationToken) =>
         _http.SendAsync(HttpMethod.Delete, $"sandbox/{Uri.EscapeDataString(externalId)}", null, "delete sandbox", cancellationToken, HttpStatusCode.NotFound);
 
@@ -141,7 +167,9 @@ public sealed class DaytonaSandboxProvider(
         string? cursor = null;
         do
         {
-            var path = $"sandbox?labels={filter}&includeErroredDeleted=true&limit={Options.PageSize}" +
+            // Not includeErroredDeleted: it brings back errored sandboxes already deleted, which would be deleted again and
+            // could shadow their replacement in the lookup by broker id.
+            var path = $"sandbox?labels={filter}&limit={Math.Clamp(Options.PageSize, 1, MaxPageSize)}" +
                        (cursor is null ? "" : $"&cursor={Uri.EscapeDataString(cursor)}");
             var page = await _http.SendAsync<JsonElement>(HttpMethod.Get, path, null, "list sandboxes", cancellationToken);
             List<DaytonaSandbox> items;
@@ -178,7 +206,7 @@ public sealed class DaytonaSandboxProvider(
                     return sandbox;
                 case ProviderSandboxState.Failed:
                     throw new ProviderException(Name, $"sandbox {sandbox.Id} is in {sandbox.State}: {sandbox.ErrorReason}", transient: false);
-                case ProviderSandboxState.Stopped when !startAsked && sandbox.State is "stopped" or "archived":
+                case ProviderSandboxState.Stopped when !startAsked && sandbox.State is "stopped" or "archived" or "paused":
                     logger.LogInformation("Starting stopped Daytona sandbox {ExternalId}", sandbox.Id);
                     sandbox = await _http.SendAsync<DaytonaSandbox>(HttpMethod.Post, $"sandbox/{Uri.EscapeDataString(sandbox.Id)}/start", null, "start sandbox", cancellationToken);
                     startAsked = true;
@@ -194,12 +222,19 @@ public sealed class DaytonaSandboxProvider(
         }
     }
 
+    /// <summary>The spec's maximum page size (ListSandboxesQuery limit: maximum 200).</summary>
+    private const int MaxPageSize = 200;
+
     private static bool IsGone(DaytonaSandbox sandbox) => sandbox.State is "destroyed" or "destroying";
 
+    /// <summary>
+    /// Stopped covers the states a start brings back (stopped, archived, paused) and the ones on their way there, which
+    /// are waited out before the start; resuming and the other transitions are Creating: waited out until started.
+    /// </summary>
     private static ProviderSandboxState StateOf(DaytonaSandbox sandbox) => sandbox.State switch
     {
         "started" => ProviderSandboxState.Running,
-        "stopped" or "stopping" or "archived" or "archiving" => ProviderSandboxState.Stopped,
+        "stopped" or "stopping" or "archived" or "archiving" or "paused" or "pausing" => ProviderSandboxState.Stopped,
         "error" or "build_failed" => ProviderSandboxState.Failed,
         _ => ProviderSandboxState.Creating,
     };

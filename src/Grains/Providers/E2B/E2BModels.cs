@@ -1,27 +1,34 @@
+using System.Text.Json.Serialization;
+
 namespace SandboxBroker.Grains.Providers.E2B;
 
-// The parts of E2B's REST shapes the broker uses (https://e2b.dev/docs/api-reference, openapi-public.yml:
-// NewSandbox, Sandbox, SandboxDetail, ListedSandbox). JSON keys are camelCase with "ID" suffixes.
+// The parts of E2B's REST shapes the broker uses (e2b-dev/E2B spec/openapi.yml: NewSandbox, Sandbox, SandboxDetail,
+// ListedSandbox, ConnectSandbox). JSON keys are camelCase with "ID" suffixes.
 
 internal sealed record E2BNewSandbox(
-    [property: System.Text.Json.Serialization.JsonPropertyName("templateID")] string TemplateId,
+    [property: JsonPropertyName("templateID")] string TemplateId,
     int Timeout,
     bool AutoPause,
+    // Without it anyone who learns the sandbox's address can drive its envd; with it envd wants the access token.
+    bool Secure,
     Dictionary<string, string> Metadata);
 
-/// <summary>The answer to a create.</summary>
+/// <summary>The answer to a create and to a connect (spec: Sandbox).</summary>
 internal sealed record E2BCreatedSandbox(
-    [property: System.Text.Json.Serialization.JsonPropertyName("sandboxID")] string SandboxId,
-    [property: System.Text.Json.Serialization.JsonPropertyName("templateID")] string? TemplateId,
-    [property: System.Text.Json.Serialization.JsonPropertyName("clientID")] string? ClientId,
+    [property: JsonPropertyName("sandboxID")] string SandboxId,
+    [property: JsonPropertyName("templateID")] string? TemplateId,
+    [property: JsonPropertyName("clientID")] string? ClientId,
     string? EnvdVersion,
     string? EnvdAccessToken,
     string? Domain);
 
-/// <summary>A sandbox as <c>GET /sandboxes/{id}</c> and <c>GET /v2/sandboxes</c> describe it. State: running or paused.</summary>
+/// <summary>
+/// A sandbox as <c>GET /sandboxes/{id}</c> (SandboxDetail, with the envd access token) and <c>GET /v2/sandboxes</c>
+/// (ListedSandbox, without it) describe it. State: running or paused.
+/// </summary>
 internal sealed record E2BSandbox(
-    [property: System.Text.Json.Serialization.JsonPropertyName("sandboxID")] string SandboxId,
-    [property: System.Text.Json.Serialization.JsonPropertyName("templateID")] string? TemplateId,
+    [property: JsonPropertyName("sandboxID")] string SandboxId,
+    [property: JsonPropertyName("templateID")] string? TemplateId,
     string? Alias,
     DateTimeOffset? StartedAt,
     DateTimeOffset? EndAt,
@@ -30,6 +37,5 @@ internal sealed record E2BSandbox(
     string? Domain,
     string? EnvdAccessToken);
 
-internal sealed record E2BTimeout(int Timeout);
-
-internal sealed record E2BResume(int Timeout, bool AutoPause);
+/// <summary>The body of <c>POST /sandboxes/{id}/connect</c>: seconds from now; a running sandbox's timer is only ever extended.</summary>
+internal sealed record E2BConnect(int Timeout);

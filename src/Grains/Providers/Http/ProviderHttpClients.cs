@@ -38,7 +38,17 @@ public static class ProviderHttpClients
             o.CircuitBreaker.MinimumThroughput = options.BreakerMinimumThroughput;
             o.CircuitBreaker.SamplingDuration = options.BreakerSamplingDuration;
             o.CircuitBreaker.BreakDuration = options.BreakerBreakDuration;
+            var metrics = sp.GetRequiredService<ProviderMetrics>();
+            o.CircuitBreaker.OnOpened = _ => Report(metrics, name, ProviderMetrics.BreakerState.Open);
+            o.CircuitBreaker.OnHalfOpened = _ => Report(metrics, name, ProviderMetrics.BreakerState.HalfOpen);
+            o.CircuitBreaker.OnClosed = _ => Report(metrics, name, ProviderMetrics.BreakerState.Closed);
         });
         return builder;
+    }
+
+    private static ValueTask Report(ProviderMetrics metrics, string provider, ProviderMetrics.BreakerState state)
+    {
+        metrics.Breaker(provider, state);
+        return ValueTask.CompletedTask;
     }
 }

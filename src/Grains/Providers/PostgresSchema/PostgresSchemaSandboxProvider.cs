@@ -9,10 +9,12 @@ namespace SandboxBroker.Grains.Providers.PostgresSchema;
 
 /// <summary>
 /// One Postgres schema per sandbox, <c>sbx_&lt;id&gt;</c>, owned by a login role of the same name with a generated
-/// password, provisioned from a template SQL file (run as that role with search_path set to the schema). PUBLIC has no
-/// rights on the schema, so one sandbox's role cannot read another's. The schema's comment holds the broker's labels
-/// as JSON, which is how list finds them. Create runs in one transaction (roles and schemas are transactional), so a
-/// crash leaves all or nothing. Stop takes the role's login away; delete drops the schema and the role.
+/// password, provisioned from a template SQL file run on a connection logged in as that role (so the template has the
+/// sandbox's rights and nothing more: no <c>RESET ROLE</c> back to the provider's admin). PUBLIC has no rights on the
+/// schema, so one sandbox's role cannot read another's. The broker's metadata (sandbox id, name, labels with the claim
+/// key) lives in <c>sandboxbroker.sandboxes</c>, a table of the sandbox database no sandbox role can read; list reads it.
+/// Stop takes the role's login away; delete drops the schema, the role and its row. The password is never stored here:
+/// a repeated create sets a fresh one.
 /// </summary>
 public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLabelUpdater, IAsyncDisposable
 {
@@ -25,6 +27,9 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
     private readonly ILogger<PostgresSchemaSandboxProvider> _logger;
     private readonly NpgsqlDataSource _dataSource;
     private readonly NpgsqlConnectionStringBuilder _server;
+    private readonly string? _templateDirectory;
+    private readonly SemaphoreSlim _catalogLock = new(1, 1);
+    private bool _catalogReady;
 
     public PostgresSchemaSandboxProvider(IOptions<PostgresSchemaProviderOptions> options, TimeProvider time, ILogger<PostgresSchemaSandboxProvider> logger)
     {
@@ -35,6 +40,9 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
             ?? throw new InvalidOperationException($"{PostgresSchemaProviderOptions.Section}:ConnectionString is not set"));
         var admin = new NpgsqlConnectionStringBuilder(_server.ConnectionString) { ApplicationName = "sandboxbroker-postgres-schema" };
         _dataSource = NpgsqlDataSource.Create(admin.ConnectionString);
+        var directory = _options.TemplateDirectory
+            ?? (_options.TemplateFile is { Length: > 0 } file && Path.IsPathRooted(file) ? Path.GetDirectoryName(file) : null);
+        _templateDirectory = directory is null ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
     }
 
     public string Name => ProviderName;
@@ -53,63 +61,82 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
     public async Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken)
     {
         var schema = SchemaFor(request.SandboxId);
+        var templateName = request.Template ?? _options.TemplateFile;
+        var template = templateName is { Length: > 0 } ? await ReadTemplateAsync(templateName, cancellationToken) : null;
         var password = NewPassword();
+        await EnsureCatalogAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, "SELECT pg_advisory_xact_lock(hashtext($1))", cancellationToken, schema);
-        var existing = await ReadCommentAsync(connection, schema, cancellationToken);
-        SchemaComment comment;
-        if (existing is not null)
+        Metadata metadata;
+        bool existed;
+        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
-            if (existing.SandboxId != request.SandboxId)
+            await ExecuteAsync(connection, "SELECT pg_advisory_xact_lock(hashtext($1))", cancellationToken, schema);
+            var existing = await ReadMetadataAsync(connection, schema, cancellationToken);
+            existed = existing is not null;
+            if (existing is not null)
             {
-                throw new ProviderException(Name, $"schema {schema} belongs to sandbox {existing.SandboxId}, not {request.SandboxId}", transient: false);
+                if (existing.SandboxId != request.SandboxId)
+                {
+                    throw new ProviderException(Name, $"schema {schema} belongs to sandbox {existing.SandboxId}, not {request.SandboxId}", transient: false);
+                }
+                // The password is never stored: a repeated create hands out a fresh one.
+                await ExecuteFormatAsync(connection, "ALTER ROLE %I WITH LOGIN PASSWORD %L", cancellationToken, schema, password);
+                metadata = existing;
+                if (!metadata.TemplateApplied)
+                {
+                    // A create that stopped between the schema and its template: start the schema over.
+                    await ExecuteFormatAsync(connection, "DROP SCHEMA IF EXISTS %I CASCADE", cancellationToken, schema);
+                    await CreateSchemaAsync(connection, schema, cancellationToken);
+                }
             }
-            // The password is never stored: a repeated create hands out a fresh one.
-            await ExecuteFormatAsync(connection, "ALTER ROLE %I WITH LOGIN PASSWORD %L", cancellationToken, schema, password);
-            comment = existing;
+            else
+            {
+                var roleExists = await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", cancellationToken, schema);
+                await ExecuteFormatAsync(connection,
+                    roleExists
+                        ? "ALTER ROLE %I WITH LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD %L"
+                        : $"CREATE ROLE %I WITH LOGIN NOINHERIT NOCREATEDB NOCREATEROLE CONNECTION LIMIT {_options.ConnectionLimit} PASSWORD %L",
+                    cancellationToken, schema, password);
+                await ExecuteFormatAsync(connection, "GRANT CONNECT ON DATABASE %I TO %I", cancellationToken, connection.Database, schema);
+                await CreateSchemaAsync(connection, schema, cancellationToken);
+                metadata = new Metadata(request.SandboxId, request.Name, templateName, request.Labels.ToDictionary(), _time.GetUtcNow(), TemplateApplied: template is null);
+                await WriteMetadataAsync(connection, schema, metadata, cancellationToken);
+            }
+            await transaction.CommitAsync(cancellationToken);
         }
-        else
+        if (template is not null && !metadata.TemplateApplied)
         {
-            var roleExists = await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", cancellationToken, schema);
-            await ExecuteFormatAsync(connection,
-                roleExists
-                    ? "ALTER ROLE %I WITH LOGIN NOINHERIT PASSWORD %L"
-                    : $"CREATE ROLE %I WITH LOGIN NOINHERIT CONNECTION LIMIT {_options.ConnectionLimit} PASSWORD %L",
-                cancellationToken, schema, password);
-            await ExecuteFormatAsync(connection, "CREATE SCHEMA %I AUTHORIZATION %I", cancellationToken, schema, schema);
-            await ExecuteFormatAsync(connection, "REVOKE ALL ON SCHEMA %I FROM PUBLIC", cancellationToken, schema);
-            if ((request.Template ?? _options.TemplateFile) is { Length: > 0 } templateFile)
-            {
-                await RunTemplateAsync(connection, schema, templateFile, cancellationToken);
-            }
-            comment = new SchemaComment(Marker, request.SandboxId, request.Name, request.Template ?? _options.TemplateFile, request.Labels.ToDictionary(), _time.GetUtcNow());
-            await WriteCommentAsync(connection, schema, comment, cancellationToken);
+            await RunTemplateAsync(schema, password, templateName!, template, cancellationToken);
+            metadata = metadata with { TemplateApplied = true };
+            await WriteMetadataAsync(connection, schema, metadata, cancellationToken);
         }
-        await transaction.CommitAsync(cancellationToken);
-        _logger.LogInformation("Postgres schema {Schema} ready for sandbox {SandboxId} ({Outcome})", schema, request.SandboxId, existing is null ? "created" : "existing, password reset");
-        return Map(schema, comment, canLogin: true, password);
+        _logger.LogInformation("Postgres schema {Schema} ready for sandbox {SandboxId} ({Outcome})", schema, request.SandboxId, existed ? "existing, password reset" : "created");
+        return Map(schema, metadata, canLogin: true, password);
     }
 
     public async Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
         var schema = SchemaFor(sandboxId);
+        await EnsureCatalogAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
-        var comment = await ReadCommentAsync(connection, schema, cancellationToken);
-        return comment is null ? null : Map(schema, comment, await CanLoginAsync(connection, schema, cancellationToken), password: null);
+        var metadata = await ReadMetadataAsync(connection, schema, cancellationToken);
+        return metadata is null ? null : Map(schema, metadata, await CanLoginAsync(connection, schema, cancellationToken), password: null);
     }
 
     public async IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        await EnsureCatalogAsync(cancellationToken);
         var after = "";
         while (true)
         {
-            var page = new List<(string Schema, string? Comment, bool CanLogin)>();
+            var page = new List<(string Schema, Metadata? Metadata, bool CanLogin)>();
             await using (var connection = await OpenAsync(cancellationToken))
             await using (var command = new NpgsqlCommand(
-                """
-                SELECT n.nspname, obj_description(n.oid, 'pg_namespace'), coalesce(r.rolcanlogin, false)
-                FROM pg_namespace n LEFT JOIN pg_roles r ON r.rolname = n.nspname
+                $"""
+                SELECT n.nspname, {MetadataColumns}, coalesce(r.rolcanlogin, false)
+                FROM pg_namespace n
+                LEFT JOIN sandboxbroker.sandboxes m ON m.schema_name = n.nspname
+                LEFT JOIN pg_roles r ON r.rolname = n.nspname
                 WHERE n.nspname LIKE 'sbx\_%' AND n.nspname > $1
                 ORDER BY n.nspname LIMIT $2
                 """, connection))
@@ -119,14 +146,14 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
-                    page.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetBoolean(2)));
+                    page.Add((reader.GetString(0), ReadMetadata(reader, 1), reader.GetBoolean(8)));
                 }
             }
-            foreach (var (schema, text, canLogin) in page)
+            foreach (var (schema, metadata, canLogin) in page)
             {
-                if (Parse(text) is { } comment && labels.All(l => comment.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+                if (metadata is not null && labels.All(l => metadata.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
                 {
-                    yield return Map(schema, comment, canLogin, password: null);
+                    yield return Map(schema, metadata, canLogin, password: null);
                 }
             }
             if (page.Count < _options.PageSize)
@@ -140,8 +167,9 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
     public async Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
         var schema = SchemaFor(sandboxId);
+        await EnsureCatalogAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
-        if (await ReadCommentAsync(connection, schema, cancellationToken) is null)
+        if (await ReadMetadataAsync(connection, schema, cancellationToken) is null)
         {
             throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
         }
@@ -177,6 +205,10 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
             }
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await ExecuteFormatAsync(connection, "DROP SCHEMA IF EXISTS %I CASCADE", cancellationToken, schema);
+            if (await ScalarAsync<bool>(connection, "SELECT to_regclass('sandboxbroker.sandboxes') IS NOT NULL", cancellationToken))
+            {
+                await ExecuteAsync(connection, "DELETE FROM sandboxbroker.sandboxes WHERE schema_name = $1", cancellationToken, schema);
+            }
             if (roleExists)
             {
                 await ExecuteFormatAsync(connection, "DROP OWNED BY %I CASCADE", cancellationToken, schema);
@@ -194,17 +226,18 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
     public async Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
     {
         var schema = SchemaFor(sandboxId);
+        await EnsureCatalogAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await ExecuteAsync(connection, "SELECT pg_advisory_xact_lock(hashtext($1))", cancellationToken, schema);
-        var comment = await ReadCommentAsync(connection, schema, cancellationToken)
+        var metadata = await ReadMetadataAsync(connection, schema, cancellationToken)
             ?? throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
-        var merged = new Dictionary<string, string>(comment.Labels);
+        var merged = new Dictionary<string, string>(metadata.Labels);
         foreach (var (key, value) in labels)
         {
             merged[key] = value;
         }
-        await WriteCommentAsync(connection, schema, comment with { Labels = merged }, cancellationToken);
+        await WriteMetadataAsync(connection, schema, metadata with { Labels = merged }, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
@@ -223,7 +256,7 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
                 tables.Add(reader.GetString(0));
             }
         }
-        if (tables.Count == 0 && await ReadCommentAsync(connection, schema, cancellationToken) is null)
+        if (tables.Count == 0 && await ReadMetadataAsync(connection, schema, cancellationToken) is null)
         {
             return null;
         }
@@ -236,34 +269,129 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
         return new PostgresSchemaStats(tables.Count, rows);
     }
 
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
-
-    private async Task RunTemplateAsync(NpgsqlConnection connection, string schema, string templateFile, CancellationToken cancellationToken)
+    public ValueTask DisposeAsync()
     {
-        string sql;
+        _catalogLock.Dispose();
+        return _dataSource.DisposeAsync();
+    }
+
+    /// <summary>
+    /// The template's text, read only from the template directory: a pool names a file in it, never a path elsewhere
+    /// (an API token that may configure pools must not read the silo's files).
+    /// </summary>
+    private async Task<string> ReadTemplateAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_templateDirectory is null)
+        {
+            throw new ProviderException(Name, $"template '{name}' cannot be used: {PostgresSchemaProviderOptions.Section}:TemplateDirectory is not set", transient: false);
+        }
+        var path = Path.GetFullPath(Path.IsPathRooted(name) ? name : Path.Combine(_templateDirectory, name));
+        if (!path.StartsWith(_templateDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new ProviderException(Name, $"template '{name}' is outside the template directory", transient: false);
+        }
         try
         {
-            sql = await File.ReadAllTextAsync(Path.GetFullPath(templateFile), cancellationToken);
+            return await File.ReadAllTextAsync(path, cancellationToken);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ProviderException(Name, $"cannot read the template SQL file '{templateFile}': {e.Message}", transient: false, e);
+            throw new ProviderException(Name, $"cannot read the template '{name}': {e.Message}", transient: false, e);
         }
-        // As the sandbox's role (so it owns what the template creates), inside its schema.
-        await ExecuteFormatAsync(connection, "SET LOCAL ROLE %I", cancellationToken, schema);
-        await ExecuteFormatAsync(connection, "SET LOCAL search_path TO %I", cancellationToken, schema);
+    }
+
+    /// <summary>
+    /// Runs the template in one transaction on a connection logged in as the sandbox's role, in its schema: what the
+    /// template creates is the sandbox's, and it can do nothing the sandbox could not (a RESET ROLE stays the sandbox).
+    /// </summary>
+    private async Task RunTemplateAsync(string schema, string password, string templateName, string sql, CancellationToken cancellationToken)
+    {
+        var asSandbox = new NpgsqlConnectionStringBuilder(_server.ConnectionString)
+        {
+            Username = schema, Password = password, SearchPath = schema, Pooling = false, ApplicationName = "sandboxbroker-template",
+        };
         try
         {
+            await using var connection = new NpgsqlConnection(asSandbox.ConnectionString);
+            await connection.OpenAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await ExecuteAsync(connection, sql, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
         }
         catch (PostgresException e)
         {
-            throw new ProviderException(Name, $"the template SQL file '{templateFile}' failed: {e.MessageText}", transient: false, e);
+            throw new ProviderException(Name, $"the template '{templateName}' failed: {e.MessageText}", transient: false, e);
         }
-        await ExecuteAsync(connection, "RESET ROLE; RESET search_path", cancellationToken);
+        catch (NpgsqlException e)
+        {
+            throw new ProviderException(Name, $"cannot run the template '{templateName}' as {schema}: {e.Message}", transient: true, e);
+        }
     }
 
-    private ProviderSandbox Map(string schema, SchemaComment comment, bool canLogin, string? password)
+    private static async Task CreateSchemaAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
+    {
+        await ExecuteFormatAsync(connection, "CREATE SCHEMA %I AUTHORIZATION %I", cancellationToken, schema, schema);
+        await ExecuteFormatAsync(connection, "REVOKE ALL ON SCHEMA %I FROM PUBLIC", cancellationToken, schema);
+    }
+
+    /// <summary>
+    /// Once per provider: the broker-only metadata table (no sandbox role may read it: it holds every sandbox's claim key
+    /// and labels), and PUBLIC's CONNECT revoked on the protected databases.
+    /// </summary>
+    private async Task EnsureCatalogAsync(CancellationToken cancellationToken)
+    {
+        if (_catalogReady)
+        {
+            return;
+        }
+        await _catalogLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_catalogReady)
+            {
+                return;
+            }
+            await using var connection = await OpenAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            // Several silos start at once: CREATE ... IF NOT EXISTS alone races on the catalog's unique indexes.
+            await ExecuteAsync(connection, "SELECT pg_advisory_xact_lock(hashtext('sandboxbroker.catalog'))", cancellationToken);
+            await ExecuteAsync(connection,
+                """
+                CREATE SCHEMA IF NOT EXISTS sandboxbroker;
+                REVOKE ALL ON SCHEMA sandboxbroker FROM PUBLIC;
+                CREATE TABLE IF NOT EXISTS sandboxbroker.sandboxes
+                (
+                    schema_name      text PRIMARY KEY,
+                    sandbox_id       text        NOT NULL,
+                    name             text        NOT NULL,
+                    template         text,
+                    labels           jsonb       NOT NULL,
+                    created_at       timestamptz NOT NULL,
+                    template_applied boolean     NOT NULL
+                );
+                REVOKE ALL ON sandboxbroker.sandboxes FROM PUBLIC;
+                """, cancellationToken);
+            foreach (var database in _options.ProtectedDatabases.Where(d => !string.IsNullOrWhiteSpace(d)))
+            {
+                try
+                {
+                    await ExecuteFormatAsync(connection, "REVOKE CONNECT ON DATABASE %I FROM PUBLIC", cancellationToken, database);
+                }
+                catch (PostgresException e)
+                {
+                    throw new ProviderException(Name, $"cannot protect database '{database}' from sandbox roles: {e.MessageText}", transient: false, e);
+                }
+            }
+            await transaction.CommitAsync(cancellationToken);
+            _catalogReady = true;
+        }
+        finally
+        {
+            _catalogLock.Release();
+        }
+    }
+
+    private ProviderSandbox Map(string schema, Metadata metadata, bool canLogin, string? password)
     {
         var connection = new Dictionary<string, string>
         {
@@ -277,8 +405,8 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
         {
             connection["password"] = password;
         }
-        return new ProviderSandbox(comment.SandboxId, schema, comment.Name, canLogin ? ProviderSandboxState.Running : ProviderSandboxState.Stopped,
-            comment.Labels, connection, comment.CreatedAt);
+        return new ProviderSandbox(metadata.SandboxId, schema, metadata.Name, canLogin ? ProviderSandboxState.Running : ProviderSandboxState.Stopped,
+            metadata.Labels, connection, metadata.CreatedAt);
     }
 
     private async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
@@ -293,22 +421,71 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
         }
     }
 
-    private async Task<SchemaComment?> ReadCommentAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
+    /// <summary>The metadata row's columns, then the schema's comment (where metadata lived before the table).</summary>
+    private const string MetadataColumns = "m.sandbox_id, m.name, m.template, m.labels::text, m.created_at, m.template_applied, obj_description(n.oid, 'pg_namespace')";
+
+    private async Task<Metadata?> ReadMetadataAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", connection);
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT n.nspname, {MetadataColumns}
+            FROM pg_namespace n LEFT JOIN sandboxbroker.sandboxes m ON m.schema_name = n.nspname
+            WHERE n.nspname = $1
+            """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = schema });
-        var value = await command.ExecuteScalarAsync(cancellationToken);
-        return value is null ? null : Parse(value as string)
-            ?? throw new ProviderException(Name, $"schema {schema} exists but is not the broker's (no broker comment)", transient: false);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+        return ReadMetadata(reader, 1)
+            ?? throw new ProviderException(Name, $"schema {schema} exists but is not the broker's (no metadata)", transient: false);
+    }
+
+    /// <summary>The metadata from the columns of <see cref="MetadataColumns"/> starting at <paramref name="first"/>, or null.</summary>
+    private static Metadata? ReadMetadata(NpgsqlDataReader reader, int first)
+    {
+        if (!reader.IsDBNull(first))
+        {
+            return new Metadata(
+                reader.GetString(first),
+                reader.GetString(first + 1),
+                reader.IsDBNull(first + 2) ? null : reader.GetString(first + 2),
+                JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(first + 3)) ?? new(),
+                reader.GetFieldValue<DateTimeOffset>(first + 4),
+                reader.GetBoolean(first + 5));
+        }
+        return reader.IsDBNull(first + 6) ? null : ParseLegacyComment(reader.GetString(first + 6));
     }
 
     private static async Task<bool> CanLoginAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken) =>
         await ScalarAsync<bool?>(connection, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", cancellationToken, schema) ?? false;
 
-    private static Task WriteCommentAsync(NpgsqlConnection connection, string schema, SchemaComment comment, CancellationToken cancellationToken) =>
-        ExecuteFormatAsync(connection, "COMMENT ON SCHEMA %I IS %L", cancellationToken, schema, JsonSerializer.Serialize(comment, CommentJson));
+    /// <summary>Writes the row; a sandbox whose metadata was a schema comment (before the table) loses the comment.</summary>
+    private static async Task WriteMetadataAsync(NpgsqlConnection connection, string schema, Metadata metadata, CancellationToken cancellationToken)
+    {
+        await using (var command = new NpgsqlCommand(
+            """
+            INSERT INTO sandboxbroker.sandboxes (schema_name, sandbox_id, name, template, labels, created_at, template_applied)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+            ON CONFLICT (schema_name) DO UPDATE
+            SET labels = excluded.labels, template_applied = excluded.template_applied
+            """, connection))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = schema });
+            command.Parameters.Add(new NpgsqlParameter { Value = metadata.SandboxId });
+            command.Parameters.Add(new NpgsqlParameter { Value = metadata.Name });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)metadata.Template ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = JsonSerializer.Serialize(metadata.Labels) });
+            command.Parameters.Add(new NpgsqlParameter { Value = metadata.CreatedAt.ToUniversalTime() });
+            command.Parameters.Add(new NpgsqlParameter { Value = metadata.TemplateApplied });
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await ExecuteFormatAsync(connection, "COMMENT ON SCHEMA %I IS NULL", cancellationToken, schema);
+    }
 
-    private static SchemaComment? Parse(string? text)
+    /// <summary>Metadata as schema comments held it before the broker-only table: read, never written.</summary>
+    private static Metadata? ParseLegacyComment(string? text)
     {
         if (string.IsNullOrWhiteSpace(text) || !text.TrimStart().StartsWith('{'))
         {
@@ -316,7 +493,9 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
         }
         try
         {
-            return JsonSerializer.Deserialize<SchemaComment>(text, CommentJson) is { Broker: Marker } comment ? comment : null;
+            return JsonSerializer.Deserialize<LegacyComment>(text, CommentJson) is { Broker: Marker } comment
+                ? new Metadata(comment.SandboxId, comment.Name, comment.Template, comment.Labels, comment.CreatedAt, TemplateApplied: true)
+                : null;
         }
         catch (JsonException)
         {
@@ -359,8 +538,11 @@ public sealed class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLa
 
     private static readonly JsonSerializerOptions CommentJson = new(JsonSerializerDefaults.Web);
 
-    /// <summary>What the schema's comment holds: the broker's marker, the sandbox id, its name and labels.</summary>
-    private sealed record SchemaComment(string Broker, string SandboxId, string Name, string? Template, Dictionary<string, string> Labels, DateTimeOffset CreatedAt);
+    /// <summary>What the broker keeps about a sandbox, in sandboxbroker.sandboxes.</summary>
+    private sealed record Metadata(string SandboxId, string Name, string? Template, Dictionary<string, string> Labels, DateTimeOffset CreatedAt, bool TemplateApplied);
+
+    /// <summary>What a schema's comment held before the table.</summary>
+    private sealed record LegacyComment(string Broker, string SandboxId, string Name, string? Template, Dictionary<string, string> Labels, DateTimeOffset CreatedAt);
 }
 
 public sealed record PostgresSchemaStats(int Tables, long Rows);
