@@ -4,7 +4,7 @@ namespace SandboxBroker.Silo.Metrics;
 
 /// <summary>
 /// The silo's /metrics: the broker's own meters ("SandboxBroker.*": claims, levels, storage, sweeps, providers) in
-/// Prometheus text, through prometheus-net's adapter for System.Diagnostics.Metrics. Only the broker's meters, whose
+/// Prometheus text, through prometheus-net (<see cref="MeterBridge"/>). Only the broker's meters, whose
 /// labels are bounded (pool, outcome, status, kind): Orleans' own carry per-grain-type labels and go to OTLP instead.
 /// </summary>
 public sealed class SiloMetricsEndpoint : IDisposable
@@ -12,17 +12,14 @@ public sealed class SiloMetricsEndpoint : IDisposable
     private static readonly double[] SecondsBuckets = Histogram.ExponentialBuckets(0.0005, 2, 16);
     private static readonly double[] CountBuckets = Histogram.ExponentialBuckets(1, 2, 10);
 
-    private readonly IDisposable _adapter;
+    private readonly MeterBridge _bridge;
 
     public SiloMetricsEndpoint()
     {
         Registry = Prometheus.Metrics.NewCustomRegistry();
-        _adapter = MeterAdapter.StartListening(new MeterAdapterOptions
-        {
-            Registry = Registry,
-            InstrumentFilterPredicate = instrument => instrument.Meter.Name.StartsWith("SandboxBroker.", StringComparison.Ordinal),
-            ResolveHistogramBuckets = instrument => instrument.Unit == "s" ? SecondsBuckets : CountBuckets,
-        });
+        _bridge = new MeterBridge(Registry,
+            instrument => instrument.Meter.Name.StartsWith("SandboxBroker.", StringComparison.Ordinal),
+            instrument => instrument.Unit == "s" ? SecondsBuckets : CountBuckets);
     }
 
     public CollectorRegistry Registry { get; }
@@ -33,7 +30,7 @@ public sealed class SiloMetricsEndpoint : IDisposable
         await metrics.Registry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
     }
 
-    public void Dispose() => _adapter.Dispose();
+    public void Dispose() => _bridge.Dispose();
 }
 
 public static class SiloMetricsRegistration
