@@ -21,6 +21,8 @@ public static class Program
         // The broker's own keys and variables: BROKER_POSTGRES, Orleans:ClusterId / Orleans:ServiceId (or BROKER_Orleans__ClusterId).
         builder.Configuration.AddEnvironmentVariables("BROKER_");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // A failed start is reported below in one line; the host's own report would repeat it with a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         var options = SampleOptions.Bind(builder.Configuration);
 
         builder.UseOrleansClient(client =>
