@@ -70,6 +70,7 @@ public static class Program
         }
         builder.Services.AddSingleton(new AcquireAdmission(settings.MaxAcquiresInFlight));
         builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
+        builder.AddGatewayTelemetry();
         AddApi(builder.Services, configuration);
         customize?.Invoke(builder);
 

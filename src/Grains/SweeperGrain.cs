@@ -9,7 +9,7 @@ namespace SandboxBroker.Grains;
 /// One pool's sweep (see <see cref="ISweeperGrain"/>). The claims and sandboxes write their wake time into their index
 /// rows in the same statement as their state, so the index is exact and one query by (pool, wake time) finds what is due.
 /// </summary>
-public sealed class SweeperGrain(BrokerIndex index, IOptions<BrokerOptions> options, TimeProvider time, ILogger<SweeperGrain> logger)
+public sealed class SweeperGrain(BrokerIndex index, IOptions<BrokerOptions> options, TimeProvider time, SweepMetrics metrics, ILogger<SweeperGrain> logger)
     : Grain, ISweeperGrain, IRemindable
 {
     private const string Reminder = "sweep";
@@ -49,6 +49,7 @@ public sealed class SweeperGrain(BrokerIndex index, IOptions<BrokerOptions> opti
         var sandboxes = await WakeAll(await index.ListDueSandboxesAsync(Pool, now, Page, CancellationToken.None),
             id => GrainFactory.GetGrain<ISandboxGrain>(id).Wake(), "sandbox");
         var report = new SweepReport(claims.Woken, sandboxes.Woken, claims.Errors + sandboxes.Errors);
+        metrics.Record(Pool, report, claims.Errors, sandboxes.Errors);
         if (report.ClaimsWoken + report.SandboxesWoken + report.Errors > 0)
         {
             logger.LogInformation("Sweep of pool {Pool}: woke {Claims} claims and {Sandboxes} sandboxes ({Errors} failed)",

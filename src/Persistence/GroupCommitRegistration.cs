@@ -18,11 +18,13 @@ public static class GroupCommitRegistration
     public static IServiceCollection AddGroupCommitGrainStorage(this IServiceCollection services, string name, IConfiguration configuration)
     {
         services.Configure<GroupCommitOptions>(configuration.GetSection(GroupCommitOptions.Section));
+        services.AddSingleton<StorageTelemetry>();
         services.AddSingleton(sp => new GroupCommitWriter(
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<IOptions<ClusterOptions>>().Value.ServiceId,
             sp.GetRequiredService<IOptions<GroupCommitOptions>>(),
-            sp.GetRequiredService<ILogger<GroupCommitWriter>>()));
+            sp.GetRequiredService<ILogger<GroupCommitWriter>>(),
+            sp.GetRequiredService<StorageTelemetry>()));
         services.AddSingleton(sp => new StateSerializers(
             new OrleansGrainStorageSerializer(sp.GetRequiredService<Serializer>()),
             sp.GetRequiredService<IGrainStorageSerializer>(),

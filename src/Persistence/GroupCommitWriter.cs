@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -26,11 +27,14 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     private readonly string _serviceId;
     private readonly int _maxBatch;
     private readonly ILogger<GroupCommitWriter> _logger;
+    private readonly StorageTelemetry _telemetry;
     private readonly Channel<StateOperation> _queue = Channel.CreateUnbounded<StateOperation>();
     private readonly Task[] _loops;
 
-    public GroupCommitWriter(NpgsqlDataSource dataSource, string serviceId, IOptions<GroupCommitOptions> options, ILogger<GroupCommitWriter> logger)
+    public GroupCommitWriter(NpgsqlDataSource dataSource, string serviceId, IOptions<GroupCommitOptions> options, ILogger<GroupCommitWriter> logger,
+        StorageTelemetry telemetry)
     {
+        _telemetry = telemetry;
         _dataSource = dataSource;
         _serviceId = serviceId;
         _maxBatch = Math.Max(1, options.Value.MaxBatch);
@@ -92,6 +96,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
             // Run each alone, so only the operation at fault fails.
             _logger.LogWarning("A batch of {Count} grain-state operations failed ({SqlState}: {Error}); running them one by one",
                 batch.Count, e.SqlState, e.MessageText);
+            _telemetry.Split();
             foreach (var operation in batch)
             {
                 try
@@ -116,6 +121,23 @@ public sealed class GroupCommitWriter : IAsyncDisposable
 
     /// <summary>Runs the operations in one batch; completes them only after the batch's transaction has committed.</summary>
     private async Task ExecuteAsync(IReadOnlyList<StateOperation> operations)
+    {
+        using var activity = _telemetry.StartBatch(operations);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await ExecuteBatchAsync(operations);
+            _telemetry.Committed(operations.Count, Stopwatch.GetElapsedTime(started));
+        }
+        catch (Exception e)
+        {
+            _telemetry.Failed(operations.Count, Stopwatch.GetElapsedTime(started));
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+    }
+
+    private async Task ExecuteBatchAsync(IReadOnlyList<StateOperation> operations)
     {
         var reads = operations.OfType<ReadOperation>().ToList();
         var changes = operations.Where(o => o is not ReadOperation).ToList();
@@ -165,9 +187,17 @@ public sealed class GroupCommitWriter : IAsyncDisposable
             switch (changes[i])
             {
                 case WriteOperation write:
+                    if (outcomes[i] is null)
+                    {
+                        _telemetry.Conflict("write");
+                    }
                     write.Complete(outcomes[i]);
                     break;
                 case ClearOperation clear:
+                    if (outcomes[i] is null)
+                    {
+                        _telemetry.Conflict("clear");
+                    }
                     clear.Complete(outcomes[i] is not null);
                     break;
             }
@@ -191,6 +221,9 @@ public sealed record StoredState(int Version, byte[] Payload);
 
 public abstract class StateOperation
 {
+    /// <summary>The trace of the grain call that asked for this operation, so the batch's span can join it.</summary>
+    public ActivityContext Caller { get; } = Activity.Current?.Context ?? default;
+
     public abstract void Fail(Exception error);
 }
 

@@ -1,6 +1,8 @@
 using System.Net;
 using Npgsql;
 using Orleans.Dashboard;
+using SandboxBroker.ServiceDefaults;
+using SandboxBroker.Silo.Metrics;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Silo;
@@ -49,11 +51,13 @@ public static class Program
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
         builder.Services.Configure<DashboardSettings>(builder.Configuration.GetSection(DashboardSettings.Section));
         builder.UseOrleans(siloBuilder => SiloConfiguration.Configure(siloBuilder, builder.Configuration, connectionString));
+        builder.AddBrokerTelemetry("sandboxbroker-silo");
 
         var app = builder.Build();
         app.UseMiddleware<DashboardAuthentication>();
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
         app.MapGet("/readyz", Readiness.CheckAsync);
+        app.MapSiloMetrics();
         app.MapOrleansDashboard("/dashboard");
         return app;
     }

@@ -6,6 +6,7 @@ using SandboxBroker.Grains;
 using SandboxBroker.Grains.Options;
 using SandboxBroker.Grains.Providers;
 using SandboxBroker.Persistence;
+using SandboxBroker.Silo.Metrics;
 
 namespace SandboxBroker.Silo;
 
@@ -57,6 +58,9 @@ public static class SiloConfiguration
                 o.DeploymentId = settings.ServiceId;
             }
         });
+        // Grain calls carry the caller's trace context, so one trace runs from the gateway's request through the grains.
+        silo.AddActivityPropagation();
+        silo.AddBrokerMetrics(configuration);
         silo.AddDashboard();
         silo.AddStartupTask(WakeUp);
     }

@@ -183,7 +183,7 @@ public sealed class GroupCommitStorageTests
     {
         var builder = new NpgsqlConnectionStringBuilder(db.ConnectionString) { ApplicationName = "group-commit-test" };
         var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
-        return new GroupCommitWriter(dataSource, Service, Options.Create(new GroupCommitOptions()), NullLogger<GroupCommitWriter>.Instance);
+        return new GroupCommitWriter(dataSource, Service, Options.Create(new GroupCommitOptions()), NullLogger<GroupCommitWriter>.Instance, new StorageTelemetry());
     }
 
     private static WriteOperation Write(string state, string key, int? version, string value, ClaimRow? row = null, AuditEvent? audit = null) =>

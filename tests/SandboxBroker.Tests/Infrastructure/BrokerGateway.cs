@@ -28,7 +28,8 @@ public sealed class BrokerGateway : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<BrokerGateway> StartAsync(BrokerCluster broker, IDictionary<string, string>? settings = null)
+    public static async Task<BrokerGateway> StartAsync(BrokerCluster broker, IDictionary<string, string>? settings = null,
+        Action<WebApplicationBuilder>? customize = null)
     {
         var url = $"http://127.0.0.1:{FreePort()}";
         string[] args =
@@ -40,7 +41,7 @@ public sealed class BrokerGateway : IAsyncDisposable
             $"--Auth:AdminToken={AdminToken}",
             .. (settings ?? new Dictionary<string, string>()).Select(kv => $"--{kv.Key}={kv.Value}"),
         ];
-        var app = SandboxBroker.Gateway.Program.Build(args);
+        var app = SandboxBroker.Gateway.Program.Build(args, customize);
         await app.StartAsync();
         var gateway = new BrokerGateway(app, url);
         await Eventually.TrueAsync(async () => (await gateway.Anonymous().GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, "the gateway reaches the cluster");
