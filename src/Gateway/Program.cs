@@ -93,6 +93,8 @@ public static class Program
             .AddPolicy(Policies.Claims, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Claims, TokenScopes.Admin))
             .AddPolicy(Policies.Admin, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Admin));
         services.AddTenantRateLimiter();
+        services.AddAddressLimiter(configuration);
+        services.AddSingleton<KnownPools>();
         services.AddBrokerOpenApi();
         services.AddGitHubWebhooks(configuration);
     }
@@ -106,6 +108,7 @@ public static class Program
         app.UseMiddleware<ApiMiddleware>();
         app.UseStatusCodePages(ApiMiddleware.WriteStatusCodePage);
         app.UseRouting();
+        app.UseAddressLimiter();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
@@ -114,7 +117,7 @@ public static class Program
 
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", Readiness.CheckAsync).ExcludeFromDescription();
-        app.MapMetrics("/metrics", metrics.Registry);
+        app.MapBrokerMetrics(metrics, app.Configuration);
         app.MapOpenApi("/v1/openapi.json");
         app.MapScalarApiReference("/v1/docs", o => o.WithOpenApiRoutePattern("/v1/openapi.json").WithTitle("SandboxBroker API"));
 
