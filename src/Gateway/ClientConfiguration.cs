@@ -19,6 +19,7 @@ public static class ClientConfiguration
             o.ConnectionString = connectionString;
         });
         client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(10));
+        client.UseClusterTls(configuration);
         client.Services.Configure<Orleans.Serialization.ExceptionSerializationOptions>(o => o.SupportedNamespacePrefixes.Add("Npgsql"));
         // Keep trying while no silo is up yet: the gateway starts before, or without, the cluster.
         client.UseConnectionRetryFilter(async (exception, ct) =>

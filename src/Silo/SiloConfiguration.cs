@@ -58,6 +58,7 @@ public static class SiloConfiguration
             }
         });
         silo.AddDashboard();
+        silo.UseClusterTls(configuration);
         silo.AddStartupTask(WakeUp);
     }
 
