@@ -15,7 +15,7 @@ namespace SandboxBroker.Gateway;
 /// </summary>
 public static class Program
 {
-    /// <summary>The largest request body outside the webhook endpoint (which takes GitHub's 25 MB).</summary>
+    /// <summary>The largest request body outside the webhook endpoint (which takes up to WebhookSettings.MaxPayloadBytes, 1 MB).</summary>
     public const long MaxBodyBytes = 256 * 1024;
 
     public static async Task<int> Main(string[] args)
