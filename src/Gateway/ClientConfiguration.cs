@@ -21,6 +21,7 @@ public static class ClientConfiguration
         client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(10));
         // Grain calls carry the request's trace context, so the silos' spans join the gateway's trace.
         client.AddActivityPropagation();
+        client.UseClusterTls(configuration);
         client.Services.Configure<Orleans.Serialization.ExceptionSerializationOptions>(o => o.SupportedNamespacePrefixes.Add("Npgsql"));
         // Keep trying while no silo is up yet: the gateway starts before, or without, the cluster.
         client.UseConnectionRetryFilter(async (exception, ct) =>

@@ -15,7 +15,7 @@ namespace SandboxBroker.Gateway;
 /// </summary>
 public static class Program
 {
-    /// <summary>The largest request body outside the webhook endpoint (which takes GitHub's 25 MB).</summary>
+    /// <summary>The largest request body outside the webhook endpoint (which takes up to WebhookSettings.MaxPayloadBytes, 1 MB).</summary>
     public const long MaxBodyBytes = 256 * 1024;
 
     public static async Task<int> Main(string[] args)
@@ -94,6 +94,8 @@ public static class Program
             .AddPolicy(Policies.Claims, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Claims, TokenScopes.Admin))
             .AddPolicy(Policies.Admin, p => p.RequireClaim(Caller.ClaimNames.Scope, TokenScopes.Admin));
         services.AddTenantRateLimiter();
+        services.AddAddressLimiter(configuration);
+        services.AddSingleton<KnownPools>();
         services.AddBrokerOpenApi();
         services.AddGitHubWebhooks(configuration);
     }
@@ -107,6 +109,7 @@ public static class Program
         app.UseMiddleware<ApiMiddleware>();
         app.UseStatusCodePages(ApiMiddleware.WriteStatusCodePage);
         app.UseRouting();
+        app.UseAddressLimiter();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
@@ -115,7 +118,7 @@ public static class Program
 
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", Readiness.CheckAsync).ExcludeFromDescription();
-        app.MapMetrics("/metrics", metrics.Registry);
+        app.MapBrokerMetrics(metrics, app.Configuration);
         app.MapOpenApi("/v1/openapi.json");
         app.MapScalarApiReference("/v1/docs", o => o.WithOpenApiRoutePattern("/v1/openapi.json").WithTitle("SandboxBroker API"));
 

@@ -26,6 +26,7 @@ public static class BrokerServices
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<BrokerIndex>();
         services.AddSingleton<SweepMetrics>();
+        services.AddSingleton<AuditLog>();
 
         services.AddSingleton<ISandboxProvider, LocalSandboxProvider>();
         services.AddConfiguredProviders(configuration);

@@ -24,6 +24,8 @@ public sealed partial class ClaimGrain(
     private IGrainTimer? _deadlineTimer;
     /// <summary>The active lease's sandbox as last seen; null until confirmed in this activation.</summary>
     private SandboxInfo? _sandbox;
+    /// <summary>The lease whose touch was last audited, and when: later touches within TouchAuditInterval are not.</summary>
+    private (long Lease, DateTimeOffset At)? _touchAudited;
 
     private string Key => this.GetPrimaryKeyString();
     private ClaimState S => state.State;
@@ -63,11 +65,19 @@ public sealed partial class ClaimGrain(
         EnsureTenant(tenant);
         var lease = await RequireActive();
         var updated = lease with { LastActivityAt = time.GetUtcNow() };
+        var audited = _touchAudited is { } last && last.Lease == updated.Number && updated.LastActivityAt - last.At < Options.TouchAuditInterval;
         await Save(() =>
         {
             S.Active = updated;
-            Audit("lease.touched", updated, updated.Status);
+            if (!audited)
+            {
+                Audit("lease.touched", updated, updated.Status);
+            }
         });
+        if (!audited)
+        {
+            _touchAudited = (updated.Number, updated.LastActivityAt);
+        }
         ArmDeadlineTimer();
         return updated;
     }

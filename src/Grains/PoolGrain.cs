@@ -59,10 +59,9 @@ public sealed partial class PoolGrain(
             await _writes.PersistAsync();
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
         }
-        _topUpTimer = this.RegisterGrainTimer(static (self, _) => self.TopUp(), this,
-            new GrainTimerCreationOptions { DueTime = options.Value.PoolFlushInterval, Period = options.Value.PoolFlushInterval, Interleave = true });
         if (S.Config is not null)
         {
+            StartTopUp();
             await LoadFromIndex();
             // The reminders bring the pool and its sweep back after a silo dies, so replenishment and expiry carry on.
             await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
@@ -94,6 +93,7 @@ public sealed partial class PoolGrain(
         Replenish();
         if (isNew)
         {
+            StartTopUp();
             await GrainFactory.GetGrain<IPoolDirectoryGrain>(IPoolDirectoryGrain.Key).Add(Name);
             await this.RegisterOrUpdateReminder(MaintainReminder, options.Value.RetryReminderPeriod, options.Value.RetryReminderPeriod);
             await GrainFactory.GetGrain<ISweeperGrain>(Name).Start();
@@ -205,6 +205,11 @@ public sealed partial class PoolGrain(
             _ = CreateInBackground(id, SpecFor(id, config));
         }
     }
+
+    /// <summary>Only a pool that exists has the timer: an activation for a name nobody created costs nothing while it lasts.</summary>
+    private void StartTopUp() =>
+        _topUpTimer ??= this.RegisterGrainTimer(static (self, _) => self.TopUp(), this,
+            new GrainTimerCreationOptions { DueTime = options.Value.PoolFlushInterval, Period = options.Value.PoolFlushInterval, Interleave = true });
 
     private Task TopUp()
     {

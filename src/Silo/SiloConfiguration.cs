@@ -62,10 +62,14 @@ public static class SiloConfiguration
         silo.AddActivityPropagation();
         silo.AddBrokerMetrics(configuration);
         silo.AddDashboard();
+        silo.UseClusterTls(configuration);
         silo.AddStartupTask(WakeUp);
     }
 
-    /// <summary>Activates the configured pools (so they start warming) and each provider's reconciler (so its reminder runs).</summary>
+    /// <summary>
+    /// Activates the configured pools (so they start warming), each provider's reconciler (so its reminder runs) and the audit
+    /// retention (its reminder).
+    /// </summary>
     private static async Task WakeUp(IServiceProvider services, CancellationToken cancellationToken)
     {
         var grains = services.GetRequiredService<IGrainFactory>();
@@ -81,6 +85,7 @@ public static class SiloConfiguration
             {
                 await grains.GetGrain<IReconcilerGrain>(provider).LastReport();
             }
+            await grains.GetGrain<IAuditRetentionGrain>(IAuditRetentionGrain.Key).Start();
         }
         catch (Exception e)
         {

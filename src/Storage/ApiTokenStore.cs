@@ -53,18 +53,37 @@ public sealed class ApiTokenStore(NpgsqlDataSource dataSource, TimeProvider time
         return new MintedToken(new ApiToken(tokenId, tenant, scopes, name, now, expires, null, null), secret);
     }
 
-    /// <summary>The live (not revoked, not expired) token with this hash, marking it used; null otherwise.</summary>
+    /// <summary>How stale a token's last_used_at may be before a lookup writes it again.</summary>
+    public static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// The live (not revoked, not expired) token with this hash; null otherwise. A read: an unknown token costs no write.
+    /// A live token's last_used_at is stamped when it is older than <see cref="LastUsedResolution"/>, so a token in
+    /// steady use costs one small write a minute at most (the gateway's cache asks only every few seconds anyway).
+    /// </summary>
     public async Task<ApiToken?> FindLiveAsync(byte[] hash, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("""
-            UPDATE broker_api_tokens SET last_used_at = $2
+        var now = time.GetUtcNow();
+        ApiToken? token;
+        await using (var command = dataSource.CreateCommand("""
+            SELECT token_id, tenant, scopes, name, created_at, expires_at, revoked_at, last_used_at FROM broker_api_tokens
             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
-            RETURNING token_id, tenant, scopes, name, created_at, expires_at, revoked_at, last_used_at
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = hash });
-        command.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow().UtcDateTime });
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? Read(reader) : null;
+            """))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = hash });
+            command.Parameters.Add(new NpgsqlParameter { Value = now.UtcDateTime });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            token = await reader.ReadAsync(ct) ? Read(reader) : null;
+        }
+        if (token is not null && (token.LastUsedAt is not { } used || now - used >= LastUsedResolution))
+        {
+            await using var stamp = dataSource.CreateCommand("UPDATE broker_api_tokens SET last_used_at = $2 WHERE token_id = $1");
+            stamp.Parameters.Add(new NpgsqlParameter { Value = token.TokenId });
+            stamp.Parameters.Add(new NpgsqlParameter { Value = now.UtcDateTime });
+            await stamp.ExecuteNonQueryAsync(ct);
+            token = token with { LastUsedAt = now };
+        }
+        return token;
     }
 
     public async Task<IReadOnlyList<ApiToken>> ListAsync(string? tenant, CancellationToken ct)

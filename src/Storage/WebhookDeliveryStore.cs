@@ -30,7 +30,8 @@ public sealed record WebhookDelivery(
     DateTimeOffset? LastSeenAt);
 
 /// <summary>A delivery to record: status <c>received</c> (to process) or <c>ignored</c> (with the reason as outcome).</summary>
-public sealed record NewDelivery(string DeliveryId, string Event, string? Action, string? Repository, byte[] Payload, string Status, string? Outcome = null);
+public sealed record NewDelivery(
+    string DeliveryId, string Event, string? Action, string? Repository, byte[] Payload, string Status, string? Outcome = null, byte[]? PayloadSha256 = null);
 
 /// <summary>What recording a delivery did: a new row, a failed one queued again, or a duplicate left as it was.</summary>
 public enum RecordKind
@@ -40,7 +41,8 @@ public enum RecordKind
     Duplicate,
 }
 
-public sealed record RecordResult(RecordKind Kind, string Status);
+/// <summary><paramref name="DuplicateOf"/>: the delivery id already recorded with the same payload under another id.</summary>
+public sealed record RecordResult(RecordKind Kind, string Status, string? DuplicateOf = null);
 
 /// <summary>A delivery a processor holds (leased to it) and must mark.</summary>
 public sealed record ClaimedDelivery(string DeliveryId, string Event, string? Action, string? Repository, DateTimeOffset ReceivedAt, int Attempts, byte[] Payload);
@@ -56,8 +58,9 @@ public sealed class WebhookDeliveryStore(NpgsqlDataSource dataSource, TimeProvid
         "delivery_id, event, action, repository, received_at, status, attempts, processed_at, outcome, error, redeliveries, last_seen_at";
 
     /// <summary>
-    /// Records a delivery unless its id is known. A known id that failed is queued again (a redelivery is the way to
-    /// retry it); any other known id is a duplicate and changes nothing but its redelivery count.
+    /// Records a delivery unless its id, or its payload (by SHA-256, under another id), is known. A known delivery that
+    /// failed is queued again (a redelivery is the way to retry it); any other known one is a duplicate and changes
+    /// nothing but its redelivery count.
     /// </summary>
     public async Task<RecordResult> RecordAsync(NewDelivery delivery, CancellationToken ct)
     {
@@ -65,9 +68,9 @@ public sealed class WebhookDeliveryStore(NpgsqlDataSource dataSource, TimeProvid
         for (var attempt = 0; ; attempt++)
         {
             await using (var insert = dataSource.CreateCommand("""
-                INSERT INTO broker_webhook_deliveries (delivery_id, event, action, repository, received_at, status, outcome, payload, last_seen_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5)
-                ON CONFLICT (delivery_id) DO NOTHING
+                INSERT INTO broker_webhook_deliveries (delivery_id, event, action, repository, received_at, status, outcome, payload, last_seen_at, payload_sha256)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5, $9)
+                ON CONFLICT DO NOTHING
                 """))
             {
                 insert.Parameters.Add(new NpgsqlParameter { Value = delivery.DeliveryId });
@@ -78,6 +81,7 @@ public sealed class WebhookDeliveryStore(NpgsqlDataSource dataSource, TimeProvid
                 insert.Parameters.Add(new NpgsqlParameter { Value = delivery.Status });
                 insert.Parameters.Add(Text(delivery.Outcome));
                 insert.Parameters.Add(new NpgsqlParameter { Value = delivery.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
+                insert.Parameters.Add(Hash(delivery.PayloadSha256));
                 if (await insert.ExecuteNonQueryAsync(ct) == 1)
                 {
                     return new RecordResult(RecordKind.New, delivery.Status);
@@ -85,7 +89,11 @@ public sealed class WebhookDeliveryStore(NpgsqlDataSource dataSource, TimeProvid
             }
             // Known: the row lock serializes concurrent redeliveries, so a failed row is queued again exactly once.
             await using var seen = dataSource.CreateCommand("""
-                WITH old AS (SELECT delivery_id, status FROM broker_webhook_deliveries WHERE delivery_id = $1 FOR UPDATE)
+                WITH old AS (
+                    SELECT delivery_id, status FROM broker_webhook_deliveries
+                    WHERE delivery_id = $1 OR ($3::bytea IS NOT NULL AND payload_sha256 = $3)
+                    ORDER BY delivery_id = $1 DESC LIMIT 1
+                    FOR UPDATE)
                 UPDATE broker_webhook_deliveries d SET
                     redeliveries = d.redeliveries + 1,
                     last_seen_at = $2,
@@ -94,16 +102,19 @@ public sealed class WebhookDeliveryStore(NpgsqlDataSource dataSource, TimeProvid
                     locked_until = CASE WHEN old.status = 'failed' THEN NULL ELSE d.locked_until END,
                     locked_by    = CASE WHEN old.status = 'failed' THEN NULL ELSE d.locked_by END
                 FROM old WHERE d.delivery_id = old.delivery_id
-                RETURNING old.status, d.status
+                RETURNING old.status, d.status, d.delivery_id
                 """);
             seen.Parameters.Add(new NpgsqlParameter { Value = delivery.DeliveryId });
             seen.Parameters.Add(new NpgsqlParameter { Value = now });
+            seen.Parameters.Add(Hash(delivery.PayloadSha256));
             await using var reader = await seen.ExecuteReaderAsync(ct);
             if (await reader.ReadAsync(ct))
             {
                 var before = reader.GetString(0);
                 var after = reader.GetString(1);
-                return new RecordResult(before == DeliveryStatus.Failed ? RecordKind.Requeued : RecordKind.Duplicate, after);
+                var original = reader.GetString(2);
+                return new RecordResult(before == DeliveryStatus.Failed ? RecordKind.Requeued : RecordKind.Duplicate, after,
+                    original == delivery.DeliveryId ? null : original);
             }
             if (attempt >= 2)
             {
@@ -239,6 +250,9 @@ public sealed class WebhookDeliveryStore(NpgsqlDataSource dataSource, TimeProvid
         r.GetInt32(10), r.IsDBNull(11) ? null : r.GetFieldValue<DateTimeOffset>(11));
 
     private static string? NullableString(NpgsqlDataReader r, int ordinal) => r.IsDBNull(ordinal) ? null : r.GetString(ordinal);
+
+    private static NpgsqlParameter Hash(byte[]? value) =>
+        new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bytea };
 
     private static NpgsqlParameter Text(string? value) =>
         new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };

@@ -9,7 +9,7 @@ namespace SandboxBroker.Tests;
 public sealed class SweepTests
 {
     private const string ReminderRowsOtherThanTheSweeps =
-        "SELECT count(*) FROM OrleansRemindersTable WHERE ReminderName NOT IN ('sweep', 'maintain', 'reconcile')";
+        "SELECT count(*) FROM OrleansRemindersTable WHERE ReminderName NOT IN ('sweep', 'maintain', 'reconcile', 'prune')";
 
     [Fact]
     public async Task Leases_whose_silo_was_killed_still_end_at_their_deadline_without_a_reminder_each()

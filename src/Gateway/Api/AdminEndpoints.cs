@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+using SandboxBroker.Gateway.Webhooks;
 using SandboxBroker.Gateway.Auth;
 using SandboxBroker.Storage;
 
@@ -85,10 +87,10 @@ public static class AdminEndpoints
         return ApiRoutes.Json(new CleanupView(overdue.Count, expired, retried, errors));
     }
 
-    private static async Task<IResult> CreateToken(HttpContext context, ApiTokenStore store)
+    private static async Task<IResult> CreateToken(HttpContext context, ApiTokenStore store, IOptions<WebhookSettings> webhooks)
     {
         var body = await ApiBody.ReadAsync(context, new CreateTokenBody());
-        var tenant = TokenRules.Tenant(body.Tenant);
+        var tenant = TokenRules.MintableTenant(body.Tenant, webhooks.Value.Tenant);
         var scopes = TokenRules.Scopes(body.Scopes);
         TimeSpan? lifetime = body.ExpiresInSeconds switch
         {

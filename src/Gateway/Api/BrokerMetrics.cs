@@ -64,13 +64,20 @@ public sealed class BrokerMetrics
     {
         var route = context.GetEndpoint() is RouteEndpoint endpoint ? RouteOf(endpoint) : "unmatched";
         var status = context.Response.StatusCode;
-        _requests.WithLabels(route, context.Request.Method, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+        _requests.WithLabels(route, MethodLabel(context.Request.Method), status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
         _requestDuration.WithLabels(route).Observe(elapsed.TotalSeconds);
         if (status >= 400 && context.Items[ErrorCodeItem] is string code)
         {
             _errors.WithLabels(code).Inc();
         }
     }
+
+    /// <summary>The methods the API answers, as themselves; any other (a made-up verb is a valid HTTP method) is "other", so one series each at most.</summary>
+    public static string MethodLabel(string method) => method switch
+    {
+        "GET" or "HEAD" or "POST" or "PUT" or "DELETE" or "PATCH" or "OPTIONS" => method,
+        _ => "other",
+    };
 
     /// <summary>The route template, as written (a group's prefix and the endpoint's part, without a trailing '/').</summary>
     public static string RouteOf(RouteEndpoint endpoint) =>

@@ -28,12 +28,14 @@ public static class ClaimEndpoints
             .Produces<ClaimHistoryView>().ProducesErrors(400, 403, 404);
     }
 
-    private static async Task<IResult> Acquire(string key, HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission)
+    private static async Task<IResult> Acquire(string key, HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission,
+        KnownPools pools)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
         var body = await ApiBody.ReadAsync(context, new AcquireBody());
         var caller = context.Caller();
         var request = AcquireRequests.From(body, caller.Tenant, defaultOwner: claimKey, actor: caller.TokenId);
+        await pools.RequireAsync(request.Pool, "pool"); // a made-up pool name activates no pool grain
         var started = Stopwatch.GetTimestamp();
         AcquireResult result;
         try

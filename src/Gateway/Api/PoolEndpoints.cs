@@ -21,9 +21,13 @@ public static class PoolEndpoints
     private static async Task<IResult> List(IClusterClient client) =>
         ApiRoutes.Json(new PoolList((await Pools.ListAsync(client)).Select(PoolView.From).ToList()));
 
-    private static async Task<IResult> Get(string name, IClusterClient client)
+    private static async Task<IResult> Get(string name, IClusterClient client, KnownPools known)
     {
         var pool = ApiRoutes.PoolNameFrom(name, "name");
+        if (!await known.ExistsAsync(pool))
+        {
+            throw ApiError.NotFound($"pool '{pool}' does not exist").ToException();
+        }
         try
         {
             return ApiRoutes.Json(PoolView.From(await client.GetGrain<IPoolGrain>(pool).GetStatus()));
@@ -34,7 +38,7 @@ public static class PoolEndpoints
         }
     }
 
-    private static async Task<IResult> Put(string name, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Put(string name, HttpContext context, IClusterClient client, KnownPools known)
     {
         name = ApiRoutes.PoolNameFrom(name, "name");
         var body = await ApiBody.ReadAsync(context, new PoolBody());
@@ -69,6 +73,7 @@ public static class PoolEndpoints
             MaxConcurrentCreates = body.MaxConcurrentCreates ?? baseline.MaxConcurrentCreates,
         };
         await pool.Configure(config);
+        known.Add(name);
         var view = PoolView.From(await pool.GetStatus());
         return ApiRoutes.Json(view, current is null ? StatusCodes.Status201Created : StatusCodes.Status200OK);
     }

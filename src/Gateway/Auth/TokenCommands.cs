@@ -19,7 +19,7 @@ public static class TokenCommands
         var create = new Command("create", "mint a token and print it (shown once)") { tenant, scopes, name, expiresDays };
         create.SetAction((parse, ct) => WithStore(configuration, async store =>
         {
-            var minted = await store.CreateAsync(TokenRules.Tenant(parse.GetValue(tenant)), TokenRules.Scopes(parse.GetValue(scopes)),
+            var minted = await store.CreateAsync(TokenRules.MintableTenant(parse.GetValue(tenant), Webhooks.WebhookSettings.Bind(configuration).Tenant), TokenRules.Scopes(parse.GetValue(scopes)),
                 parse.GetValue(name), parse.GetValue(expiresDays) is { } days ? TimeSpan.FromDays(days) : null, ct);
             Console.Error.WriteLine($"token {minted.Token.TokenId} for tenant '{minted.Token.Tenant}' ({string.Join(",", minted.Token.Scopes)}); it is shown only now:");
             Console.WriteLine(minted.Secret);

@@ -11,6 +11,19 @@ public static class TokenRules
             ? t
             : throw ApiError.BadRequest("tenant", "tenant is 1-63 characters of a-z, 0-9, '-' and '_'").ToException();
 
+    /// <summary>
+    /// A tenant a token may be minted for: not <see cref="Caller.AdminTenant"/> (the environment admin token's, so an
+    /// operator's log line never mixes the two) and not the webhook's tenant, whose claims only signed GitHub deliveries
+    /// may change.
+    /// </summary>
+    public static string MintableTenant(string? tenant, string webhookTenant)
+    {
+        var t = Tenant(tenant);
+        return t == Caller.AdminTenant || string.Equals(t, webhookTenant, StringComparison.Ordinal)
+            ? throw ApiError.BadRequest("tenant", $"tenant '{t}' is reserved (the admin token's and the GitHub webhook's tenants cannot be minted)").ToException()
+            : t;
+    }
+
     public static IReadOnlyList<string> Scopes(IReadOnlyList<string>? scopes)
     {
         if (scopes is null || scopes.Count == 0)

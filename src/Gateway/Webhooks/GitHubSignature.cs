@@ -35,7 +35,12 @@ public static class GitHubSignature
         return match;
     }
 
-    private static bool TryParse(string? header, out byte[] digest)
+    /// <summary>The 401 for a missing, malformed or wrong signature.</summary>
+    public static Api.ApiErrorException Refused(string? header) =>
+        new Api.ApiError(StatusCodes.Status401Unauthorized, Api.GatewayErrorCodes.Unauthenticated,
+            string.IsNullOrEmpty(header) ? $"the {Header} header is missing" : $"the {Header} signature does not match the body", Header).ToException();
+
+    public static bool TryParse(string? header, out byte[] digest)
     {
         digest = [];
         var value = header?.Trim();

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Gateway.Api;
 using SandboxBroker.Gateway.Auth;
@@ -61,19 +60,21 @@ public static class WebhookEndpoints
             throw new ApiError(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Unavailable,
                 "GitHub webhooks are not configured here: set Webhooks:GitHub:Secrets or BROKER_GITHUB_WEBHOOK_SECRET").ToException();
         }
-        var body = await ReadBodyAsync(context);
-        string? signature = request.Headers[GitHubSignature.Header];
-        if (!GitHubSignature.Verify(signature, body, settings.Secrets))
+        SignedBody signed;
+        try
+        {
+            signed = await SignedBody.ReadAsync(context, settings.Secrets);
+        }
+        catch (ApiErrorException e) when (e.Error.Status == StatusCodes.Status401Unauthorized)
         {
             metrics.CountWebhookReceived("unauthorized");
+            string? signature = request.Headers[GitHubSignature.Header];
             loggers.CreateLogger(typeof(WebhookEndpoints)).LogWarning("GitHub webhook refused: {Reason} (delivery {DeliveryId}, from {Remote})",
                 string.IsNullOrEmpty(signature) ? "no signature" : "signature mismatch", ApiInput.Printable(request.Headers[DeliveryHeader].ToString()),
                 context.Connection.RemoteIpAddress);
-            throw new ApiError(StatusCodes.Status401Unauthorized, GatewayErrorCodes.Unauthenticated,
-                string.IsNullOrEmpty(signature)
-                    ? $"the {GitHubSignature.Header} header is missing"
-                    : $"the {GitHubSignature.Header} signature does not match the body", GitHubSignature.Header).ToException();
+            throw;
         }
+        var body = signed.Bytes;
         var eventName = request.Headers[EventHeader].ToString();
         if (eventName.Length is 0 or > 100 || !eventName.All(c => char.IsAsciiLetterLower(c) || c == '_'))
         {
@@ -98,7 +99,12 @@ public static class WebhookEndpoints
         var accepted = settings.AcceptsRepository(repository);
         var recorded = await store.RecordAsync(new NewDelivery(deliveryId, eventName, action, repository, body,
             accepted ? DeliveryStatus.Received : DeliveryStatus.Ignored,
-            accepted ? null : $"repository '{repository}' is not configured"), context.RequestAborted);
+            accepted ? null : $"repository '{repository}' is not configured", signed.Sha256), context.RequestAborted);
+        if (recorded.DuplicateOf is { } original)
+        {
+            loggers.CreateLogger(typeof(WebhookEndpoints)).LogInformation(
+                "GitHub delivery {DeliveryId} repeats the payload of delivery {OriginalId}: counted as a redelivery of it", deliveryId, original);
+        }
         if (recorded.Kind != RecordKind.Duplicate && recorded.Status == DeliveryStatus.Received)
         {
             signal.Notify();
@@ -138,26 +144,6 @@ public static class WebhookEndpoints
         }
         signal.Notify();
         return ApiRoutes.Json(DeliveryView.From(row), StatusCodes.Status202Accepted);
-    }
-
-    /// <summary>
-    /// The raw body, as signed. This endpoint alone accepts GitHub's largest payloads (25 MB); the rest of the API keeps
-    /// <see cref="Program.MaxBodyBytes"/>. Nothing has read the body before the handler, so the limit can still be raised.
-    /// </summary>
-    private static async Task<byte[]> ReadBodyAsync(HttpContext context)
-    {
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-        {
-            limit.MaxRequestBodySize = WebhookSettings.MaxPayloadBytes;
-        }
-        var length = context.Request.ContentLength;
-        if (length > WebhookSettings.MaxPayloadBytes)
-        {
-            throw new ApiError(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the payload is larger than 25 MB").ToException();
-        }
-        using var buffer = new MemoryStream(length is { } l ? (int)l : 16 * 1024);
-        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
-        return buffer.ToArray();
     }
 
     /// <summary>The action and repository for the delivery log; the processor reads the rest. Not JSON: 400.</summary>

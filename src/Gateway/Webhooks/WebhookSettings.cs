@@ -63,8 +63,11 @@ public sealed class WebhookSettings
     /// <summary>GitHub lets a delivery be redelivered for 3 days: its id must be remembered at least that long.</summary>
     public static readonly TimeSpan MinRetention = TimeSpan.FromDays(3);
 
-    /// <summary>GitHub caps payloads at 25 MB.</summary>
-    public const long MaxPayloadBytes = 25L * 1024 * 1024;
+    /// <summary>
+    /// GitHub caps payloads at 25 MB, but issue and comment events are a few KB (a comment body is at most 65,536
+    /// characters): 1 MB keeps every event this endpoint acts on and bounds what an unsigned request can make it read.
+    /// </summary>
+    public const long MaxPayloadBytes = 1024 * 1024;
 
     public TimeSpan EffectiveRetention => Retention < MinRetention ? MinRetention : Retention;
 

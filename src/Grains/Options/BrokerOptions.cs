@@ -40,6 +40,18 @@ public sealed class BrokerOptions
     /// <summary>A provider sandbox no record owns is deleted only once it is older than this (it may be mid-create).</summary>
     public TimeSpan ReconcileGrace { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Audit rows older than this are deleted (by <see cref="AuditRetentionGrain"/>).</summary>
+    public TimeSpan AuditRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How often the audit retention runs (a reminder; at least Orleans' minimum reminder period).</summary>
+    public TimeSpan AuditPrunePeriod { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A lease's touches are audited once per this interval at most (per activation of its claim): a client touching every
+    /// few seconds would otherwise append an audit row each time. The lease's last activity is stored on every touch.
+    /// </summary>
+    public TimeSpan TouchAuditInterval { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Pools that exist from the start; "default" always exists.</summary>
     public Dictionary<string, PoolOptions> Pools { get; set; } = new(StringComparer.Ordinal);
 

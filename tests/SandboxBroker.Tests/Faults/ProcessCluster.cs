@@ -219,7 +219,7 @@ public sealed record ProcessClusterOptions(int Silos = 3, IReadOnlyDictionary<st
 /// </summary>
 public sealed class ProcessCluster : IAsyncDisposable
 {
-    public const string AdminToken = "faults-admin-token";
+    public const string AdminToken = "faults-admin-token-0123456789abcdef";
 
     private readonly Action<string> _log;
     private readonly List<ChildProcess> _started = [];

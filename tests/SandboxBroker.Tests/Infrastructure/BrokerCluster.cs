@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
+using SandboxBroker.Gateway;
 using SandboxBroker.Silo;
 
 namespace SandboxBroker.Tests.Infrastructure;
@@ -112,6 +113,7 @@ public sealed class BrokerCluster : IAsyncDisposable
             {
                 o.Invariant = SiloConfiguration.Invariant;
                 o.ConnectionString = configuration["Postgres:ConnectionString"];
-            });
+            }).UseClusterTls(configuration); // the silos' Orleans:Tls settings, when a test sets them
+
     }
 }

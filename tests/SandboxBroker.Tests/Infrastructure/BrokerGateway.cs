@@ -13,7 +13,7 @@ namespace SandboxBroker.Tests.Infrastructure;
 /// </summary>
 public sealed class BrokerGateway : IAsyncDisposable
 {
-    public const string AdminToken = "test-admin-token";
+    public const string AdminToken = "test-admin-token-0123456789abcdef";
 
     private readonly WebApplication _app;
     private readonly List<HttpClient> _clients = [];

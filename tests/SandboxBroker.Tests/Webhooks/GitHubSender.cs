@@ -67,7 +67,11 @@ public sealed class GitHubSender(BrokerGateway gateway, string secret)
 
     public static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>An <c>issues</c> payload with the fields the broker reads (and a few it does not).</summary>
+    /// <summary>
+    /// An <c>issues</c> payload with the fields the broker reads (and a few it does not). Each call is a distinct event:
+    /// two real events' bodies differ, here by a nonce the broker ignores. The same body under another delivery id is a
+    /// redelivery, which the broker recognises.
+    /// </summary>
     public static string IssuePayload(string action, string repository, long number, DateTimeOffset updatedAt, string state = "open",
         string[]? labels = null, string? label = null) =>
         JsonSerializer.Serialize(new Dictionary<string, object?>
@@ -77,6 +81,7 @@ public sealed class GitHubSender(BrokerGateway gateway, string secret)
             ["label"] = label is null ? null : new { name = label, color = "ededed" },
             ["repository"] = Repository(repository),
             ["sender"] = new { login = "octocat", id = 1 },
+            ["test_nonce"] = Guid.NewGuid().ToString("N"),
         });
 
     public static string CommentPayload(string repository, long number, DateTimeOffset updatedAt, bool pullRequest = false)
@@ -93,6 +98,7 @@ public sealed class GitHubSender(BrokerGateway gateway, string secret)
             ["comment"] = new { id = 7, body = "please look", created_at = Time(updatedAt), updated_at = Time(updatedAt) },
             ["repository"] = Repository(repository),
             ["sender"] = new { login = "octocat", id = 1 },
+            ["test_nonce"] = Guid.NewGuid().ToString("N"),
         });
     }
 

@@ -34,14 +34,13 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
     {
         var number = WebhookFixture.NewIssueNumber();
         var key = WebhookFixture.KeyOf(number);
-        var body = GitHubSender.IssuePayload("opened", Repo, number, T0);
         var ids = Enumerable.Range(0, 50).Select(_ => GitHubSender.NewDeliveryId()).ToArray();
 
         var clock = Stopwatch.StartNew();
         var answers = await Task.WhenAll(ids.Select(async id =>
         {
             var started = clock.Elapsed;
-            var receipt = await _github.DeliverAsync("issues", id, body);
+            var receipt = await _github.DeliverAsync("issues", id, GitHubSender.IssuePayload("opened", Repo, number, T0));
             return (Receipt: receipt, Took: clock.Elapsed - started);
         }));
         var allAnswered = clock.Elapsed;
@@ -284,5 +283,53 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         using var ok = await _admin.GetAsync("/v1/admin/webhooks/deliveries?status=processed&limit=5");
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         Assert.True((await ok.JsonAsync()).GetProperty("items").GetArrayLength() <= 5);
+    }
+
+    [Fact]
+    public async Task The_same_body_under_a_new_delivery_id_is_recognised_as_a_redelivery_and_not_processed_again()
+    {
+        var number = WebhookFixture.NewIssueNumber();
+        var key = WebhookFixture.KeyOf(number);
+        var body = GitHubSender.IssuePayload("opened", Repo, number, T0);
+        var first = GitHubSender.NewDeliveryId();
+        Assert.False((await _github.DeliverAsync("issues", first, body)).GetProperty("duplicate").GetBoolean());
+        await _github.WaitForAsync(first, "processed");
+
+        var again = GitHubSender.NewDeliveryId();
+        var receipt = await _github.DeliverAsync("issues", again, body);
+        Assert.True(receipt.GetProperty("duplicate").GetBoolean());
+        Assert.Equal("processed", receipt.Str("status"));
+        Assert.Null(await _github.GetDeliveryAsync(again)); // nothing new to process
+        Assert.Equal(1, (await _github.GetDeliveryAsync(first))!.Value.GetProperty("redeliveries").GetInt32());
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_webhook_deliveries WHERE payload_sha256 = sha256(convert_to($1, 'UTF8'))", body));
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", key));
+    }
+
+    [Fact]
+    public async Task A_body_over_one_megabyte_is_413_in_the_error_shape_and_records_nothing()
+    {
+        var number = WebhookFixture.NewIssueNumber();
+        // A valid payload padded past 1 MB with whitespace, correctly signed: refused for its size alone.
+        var body = GitHubSender.IssuePayload("opened", Repo, number, T0) + new string(' ', 1024 * 1024);
+        var id = GitHubSender.NewDeliveryId();
+        using (var sized = await _github.SendAsync("issues", id, body))
+        {
+            await sized.AssertErrorAsync(HttpStatusCode.RequestEntityTooLarge, "PAYLOAD_TOO_LARGE");
+        }
+
+        // Without a Content-Length (chunked), the read stops at the limit.
+        var bytes = Encoding.UTF8.GetBytes(body);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/webhooks/github") { Content = new StreamContent(new MemoryStream(bytes)) };
+        request.Headers.TransferEncodingChunked = true;
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Headers.Add("X-GitHub-Event", "issues");
+        request.Headers.Add("X-GitHub-Delivery", id);
+        request.Headers.Add(GitHubSignature.Header, GitHubSignature.Compute(WebhookFixture.Secret, bytes));
+        using (var chunked = await fixture.Gateway.Anonymous().SendAsync(request))
+        {
+            await chunked.AssertErrorAsync(HttpStatusCode.RequestEntityTooLarge, "PAYLOAD_TOO_LARGE");
+        }
+        Assert.Null(await _github.GetDeliveryAsync(id));
+        Assert.Null(await ActiveClaimAsync(WebhookFixture.KeyOf(number)));
     }
 }
