@@ -25,6 +25,7 @@ public static class BrokerServices
         services.AddSingleton(_ => PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-silo"));
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<BrokerIndex>();
+        services.AddSingleton<TenantQuotaStore>();
 
         services.AddSingleton<ISandboxProvider, LocalSandboxProvider>();
         services.AddConfiguredProviders(configuration);

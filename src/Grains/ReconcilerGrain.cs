@@ -139,9 +139,9 @@ public sealed class ReconcilerGrain(
                     await grain.Discard("reconcile: provider sandbox without a live record");
                 }
                 return Verdict.Deleted;
-            case SandboxStatus.Leased when info.ClaimKey is { } claimKey &&
-                                           !await GrainFactory.GetGrain<IClaimGrain>(claimKey).Owns(sandbox.SandboxId):
-                await grain.Release(claimKey, "reconcile: the claim no longer holds this sandbox");
+            case SandboxStatus.Leased when info is { ClaimKey: { } claimKey, Tenant: { } tenant } &&
+                                           !await GrainFactory.GetClaim(tenant, claimKey).Owns(sandbox.SandboxId):
+                await grain.Release(ClaimId.Of(tenant, claimKey), "reconcile: the claim no longer holds this sandbox");
                 return Verdict.Deleted;
             case SandboxStatus.Deleting or SandboxStatus.Failed:
                 await grain.Discard("reconcile: deletion pending");
