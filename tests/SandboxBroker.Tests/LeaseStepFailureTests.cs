@@ -114,7 +114,7 @@ public sealed class LeaseStepFailureTests
         var lease = new Lease(key, 1, sandboxId, poolName, "t", "o", null, now, now.AddHours(1), null, now,
             LeaseStatus.Active, null, null, new Dictionary<string, string>());
         var storage = broker.SiloService<IServiceProvider>().GetRequiredKeyedService<IGrainStorage>(StorageNames.Broker);
-        await storage.WriteStateAsync("claim", GrainId.Create("claim", key),
+        await storage.WriteStateAsync("claim", GrainId.Create("claim", ClaimId.Of("t", key)),
             new GrainState<ClaimState>(new ClaimState { Tenant = "t", Active = lease, LeaseCount = 1 }));
     }
 }

@@ -95,11 +95,12 @@ public sealed class PoolTests
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 2);
         await broker.Grains.GetGrain<IPoolGrain>("small").Configure(Config("small", minReady: 2, maxTotal: 6, OnEmptyPolicy.Create));
+        // A tenant per key: the pool's limit is under test, not a tenant's share of it.
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
         {
             try
             {
-                await broker.Grains.GetClaim("t", $"track:small/{i}").Acquire(new AcquireRequest("small", "t", "o"));
+                await broker.Grains.GetClaim($"t{i}", $"track:small/{i}").Acquire(new AcquireRequest("small", $"t{i}", "o"));
                 return true;
             }
             catch (BrokerException e) when (e.Code == ErrorCodes.NoSandboxesAvailable)
@@ -119,7 +120,7 @@ public sealed class PoolTests
         {
             try
             {
-                await broker.Grains.GetClaim("t", $"track:small/{i}").Acquire(new AcquireRequest("small", "t", "o"));
+                await broker.Grains.GetClaim($"t{i}", $"track:small/{i}").Acquire(new AcquireRequest("small", $"t{i}", "o"));
                 late++;
             }
             catch (BrokerException e) when (e.Code == ErrorCodes.NoSandboxesAvailable)

@@ -32,7 +32,7 @@ public sealed class SweepTests
         foreach (var result in acquired)
         {
             Assert.Equal(1L, await broker.Database.ScalarAsync<long>(
-                "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.expired'", result.Lease.ClaimKey));
+                "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.expired'", ClaimId.Of("t", result.Lease.ClaimKey)));
         }
         Assert.Equal(0L, await broker.Database.ScalarAsync<long>(ReminderRowsOtherThanTheSweeps));
     }
