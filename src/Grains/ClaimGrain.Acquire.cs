@@ -7,8 +7,8 @@ namespace SandboxBroker.Grains;
 public sealed partial class ClaimGrain
 {
     /// <summary>
-    /// A new lease, as a sequence of steps, each with its undo: admit at the tenant (its quotas) and at the owner, reserve the name, take a sandbox from
-    /// the pool, store the lease, then create (cold) and lease the sandbox. A failure before the lease is stored undoes
+    /// A new lease, as a sequence of steps, each with its undo: admit at the tenant (its quotas) and at the owner, reserve
+    /// the name, take a sandbox from the pool, store the lease, then create (cold) and lease the sandbox. A failure before the lease is stored undoes
     /// what was done, newest first; once it is stored, a failure ends the lease instead (which gives back the owner's
     /// admission and the name) and the sandbox goes back to the pool or to deletion.
     /// </summary>

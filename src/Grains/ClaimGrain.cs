@@ -7,13 +7,13 @@ using SandboxBroker.Storage;
 namespace SandboxBroker.Grains;
 
 /// <summary>
-/// One tenant's claim key (grain id <c>{tenant}/{claim key}</c>, see <see cref="ClaimId"/>). A single activation serializes check-and-create: the sandbox id is decided here and
-/// persisted (ETag-guarded) before it is returned. A write that loses to another activation (a stale
-/// ETag during a membership change) gives back what it took and deactivates; the caller's retry reaches
-/// the winner. Leases end by themselves: every call checks the deadline, a timer fires at it while the activation
-/// lives, and the deadline sweep (<see cref="SweeperGrain"/>) wakes the claim by the wake time its index row carries
-/// when it does not (its silo died). No reminder per lease. Ended leases become bounded history, pruned after a
-/// retention period.
+/// One tenant's claim key (grain id <c>{tenant}/{claim key}</c>, see <see cref="ClaimId"/>). A single activation
+/// serializes check-and-create: the sandbox id is decided here and persisted (ETag-guarded) before it is returned. A
+/// write that loses to another activation (a stale ETag during a membership change) gives back what it took and
+/// deactivates; the caller's retry reaches the winner. Leases end by themselves: every call checks the deadline, a
+/// timer fires at it while the activation lives, and the deadline sweep (<see cref="SweeperGrain"/>) wakes the claim by
+/// the wake time its index row carries when it does not (its silo died). No reminder per lease. Ended leases become
+/// bounded history, pruned after a retention period.
 /// </summary>
 public sealed partial class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,

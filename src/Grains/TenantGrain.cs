@@ -103,7 +103,7 @@ public sealed class TenantGrain(
         }
         if (MaxInPool(poolMaxTotal) is { } perPool && _active.Values.Count(a => a.Pool == pool) is var inPool && inPool >= perPool)
         {
-            var source = _quota?.MaxSandboxesPerPool is null ? $"by default {Defaults.PoolShare:0.##} of the pool's max total of {poolMaxTotal}" : "its quota";
+            var source = _quota?.MaxSandboxesPerPool is null ? $"by default {Defaults.PoolShare.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)} of the pool's max total of {poolMaxTotal}" : "its quota";
             return $"tenant '{Tenant}' holds {inPool} sandboxes of pool '{pool}'; max_sandboxes_per_pool is {perPool} ({source}). Release one first";
         }
         return null;
