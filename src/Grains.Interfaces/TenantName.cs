@@ -2,7 +2,10 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace SandboxBroker;
 
-/// <summary>What a tenant may be called: the one rule tokens, quotas and claim grain ids share.</summary>
+/// <summary>
+/// What a tenant may be called: the rule quotas and claim grain ids check (the same as the gateway's token rule,
+/// TokenRules.Tenant, which should call this one).
+/// </summary>
 public static class TenantName
 {
     public const int MaxLength = 63;
