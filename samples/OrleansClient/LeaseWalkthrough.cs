@@ -3,16 +3,16 @@ using Orleans;
 namespace SandboxBroker.Samples.OrleansClient;
 
 /// <summary>
-/// Acquire, repeat, release on one claim key, for one tenant. The grain key is the claim key itself; the tenant travels
-/// in the request (acquire) or as an argument (release, get, touch, extend, history): the first acquire binds the key to
-/// its tenant, and another tenant's call is refused with FORBIDDEN, as through the REST API.
+/// Acquire, repeat, release on one claim key, for one tenant. The grain's id is <c>{tenant}/{claim key}</c>
+/// (<see cref="ClaimGrains.GetClaim"/>): a key belongs to its tenant by construction, so another tenant's same key is
+/// another claim with its own sandbox, as through the REST API.
 /// </summary>
 public sealed class LeaseWalkthrough(IClusterClient client, SampleOptions options, TextWriter output)
 {
     public async Task RunAsync()
     {
         ClaimKey.Validate(options.Key);
-        var claim = client.GetGrain<IClaimGrain>(options.Key);
+        var claim = client.GetClaim(options.Tenant, options.Key);
         var request = new AcquireRequest(
             Pool: options.Pool,
             Tenant: options.Tenant,
@@ -32,7 +32,7 @@ public sealed class LeaseWalkthrough(IClusterClient client, SampleOptions option
             await output.WriteLineAsync($"kept {options.Key} until {first.Lease.DeadlineAt:O}");
             return;
         }
-        var released = await claim.Release("released by the Orleans client sample", options.Tenant);
+        var released = await claim.Release("released by the Orleans client sample");
         await output.WriteLineAsync(released is null
             ? $"released {options.Key} nothing=active"
             : $"released {options.Key} tenant={released.Tenant} sandbox={released.SandboxId} status={released.Status.ToString().ToLowerInvariant()}");

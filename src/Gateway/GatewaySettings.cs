@@ -17,4 +17,13 @@ public sealed class GatewaySettings
     /// (docs/BENCHMARKS.md, round 4).
     /// </summary>
     public int MaxAcquiresInFlight { get; set; } = 256;
+
+    public const int DefaultMinAcquiresInFlightPerTenant = 16;
+
+    /// <summary>
+    /// Of <see cref="MaxAcquiresInFlight"/>, the slots a tenant can always get and that one busy tenant leaves free for
+    /// others: each tenant's share is the total minus this, divided by the tenants with an acquire in flight, and never
+    /// less than this (see <c>AcquireAdmission</c>).
+    /// </summary>
+    public int MinAcquiresInFlightPerTenant { get; set; } = DefaultMinAcquiresInFlightPerTenant;
 }

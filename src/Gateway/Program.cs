@@ -68,7 +68,11 @@ public static class Program
         {
             throw new InvalidOperationException($"Gateway:MaxAcquiresInFlight must be 0 (no limit) or more, not {settings.MaxAcquiresInFlight}");
         }
-        builder.Services.AddSingleton(new AcquireAdmission(settings.MaxAcquiresInFlight));
+        if (settings.MinAcquiresInFlightPerTenant < 1)
+        {
+            throw new InvalidOperationException($"Gateway:MinAcquiresInFlightPerTenant must be 1 or more, not {settings.MinAcquiresInFlightPerTenant}");
+        }
+        builder.Services.AddSingleton(new AcquireAdmission(settings.MaxAcquiresInFlight, settings.MinAcquiresInFlightPerTenant));
         builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
         builder.AddGatewayTelemetry();
         AddApi(builder.Services, configuration);
@@ -127,6 +131,7 @@ public static class Program
         app.MapCompatEndpoints();
         app.MapPoolEndpoints();
         app.MapAdminEndpoints();
+        app.MapTenantEndpoints();
         app.MapWebhookEndpoints();
     }
 

@@ -17,6 +17,10 @@ public static class ErrorCodes
     /// <summary>Another activation of the same grain wrote first (a membership change); retrying reaches the winner.</summary>
     public const string ConcurrentUpdate = "CONCURRENT_UPDATE";
     public const string Forbidden = "FORBIDDEN";
+    /// <summary>The tenant holds as many active leases as one of its quotas allows (the message names which).</summary>
+    public const string TenantQuotaExceeded = "TENANT_QUOTA_EXCEEDED";
+    /// <summary>The tenant's quota does not list the pool asked for.</summary>
+    public const string PoolNotAllowed = "POOL_NOT_ALLOWED";
 }
 
 /// <summary>A broker error with a stable code; crosses grain calls and maps to one REST error shape.</summary>

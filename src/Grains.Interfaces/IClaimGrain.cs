@@ -1,39 +1,40 @@
 namespace SandboxBroker;
 
 /// <summary>
-/// One claim key (an issue, a lab track, a conversation path). A single activation serializes
-/// check-and-create, so a key never holds two live sandboxes.
+/// One tenant's claim key (an issue, a lab track, a conversation path); its id is <see cref="ClaimId"/>
+/// (<c>{tenant}/{claim key}</c>, reached with <see cref="ClaimGrains.GetClaim"/>). A single activation serializes
+/// check-and-create, so a key never holds two live sandboxes; the tenant is part of the id, so no tenant reaches
+/// another's claim.
 /// </summary>
 [Alias("SandboxBroker.IClaimGrain")]
-/// <remarks>
-/// Calls that take a tenant check it against the tenant the key belongs to (FORBIDDEN for another one);
-/// a null tenant is a trusted caller (an admin, the webhook processor, a silo-side grain).
-/// </remarks>
 public interface IClaimGrain : IGrainWithStringKey
 {
-    /// <summary>Returns the active lease (a repeat) or leases a sandbox, persisting the lease before answering.</summary>
+    /// <summary>
+    /// Returns the active lease (a repeat) or leases a sandbox, persisting the lease before answering. The request's
+    /// tenant must be the claim's (INVALID_ARGUMENT otherwise).
+    /// </summary>
     [Alias("Acquire")]
     Task<AcquireResult> Acquire(AcquireRequest request);
 
-    /// <summary>The active lease, or null. With a tenant, FORBIDDEN when the key belongs to another tenant.</summary>
+    /// <summary>The active lease, or null.</summary>
     [Alias("Get")]
-    Task<Lease?> Get(string? tenant = null);
+    Task<Lease?> Get();
 
     /// <summary>Records activity: pushes the idle deadline out. LEASE_NOT_ACTIVE when there is no active lease.</summary>
     [Alias("Touch")]
-    Task<Lease> Touch(string? tenant = null);
+    Task<Lease> Touch();
 
     /// <summary>Moves the TTL deadline to now + ttl (at most the pool's max TTL). LEASE_NOT_ACTIVE when there is no active lease.</summary>
     [Alias("Extend")]
-    Task<Lease> Extend(TimeSpan ttl, string? tenant = null);
+    Task<Lease> Extend(TimeSpan ttl);
 
     /// <summary>Ends the active lease; its sandbox goes to deletion. Returns the ended lease, or null when none was active.</summary>
     [Alias("Release")]
-    Task<Lease?> Release(string reason, string? tenant = null);
+    Task<Lease?> Release(string reason);
 
     /// <summary>The active lease (if any) then ended leases, newest first.</summary>
     [Alias("History")]
-    Task<IReadOnlyList<Lease>> History(string? tenant = null);
+    Task<IReadOnlyList<Lease>> History();
 
     /// <summary>True when the key's active lease holds this sandbox (the reconciler finds orphans with it). Read-only; may run while the grain is busy.</summary>
     [Alias("Owns")]

@@ -17,7 +17,7 @@ public interface ISandboxGrain : IGrainWithStringKey
 
     /// <summary>The claim lets go: leased → deleting; deletion retries until the provider confirms. Idempotent.</summary>
     [Alias("Release")]
-    Task Release(string claimKey, string reason);
+    Task Release(string claimId, string reason);
 
     /// <summary>Deletes a sandbox that no claim holds (failed, surplus, orphaned). Idempotent.</summary>
     [Alias("Discard")]

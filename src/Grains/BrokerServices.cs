@@ -27,6 +27,7 @@ public static class BrokerServices
         services.AddSingleton<BrokerIndex>();
         services.AddSingleton<SweepMetrics>();
         services.AddSingleton<AuditLog>();
+        services.AddSingleton<TenantQuotaStore>();
 
         services.AddSingleton<ISandboxProvider, LocalSandboxProvider>();
         services.AddConfiguredProviders(configuration);

@@ -7,17 +7,20 @@ namespace SandboxBroker.Grains;
 public sealed partial class ClaimGrain
 {
     /// <summary>
-    /// A new lease, as a sequence of steps, each with its undo: admit at the owner, reserve the name, take a sandbox from
-    /// the pool, store the lease, then create (cold) and lease the sandbox. A failure before the lease is stored undoes
+    /// A new lease, as a sequence of steps, each with its undo: admit at the tenant (its quotas) and at the owner, reserve
+    /// the name, take a sandbox from the pool, store the lease, then create (cold) and lease the sandbox. A failure before the lease is stored undoes
     /// what was done, newest first; once it is stored, a failure ends the lease instead (which gives back the owner's
     /// admission and the name) and the sandbox goes back to the pool or to deletion.
     /// </summary>
     private async Task<AcquireResult> LeaseNew(AcquireRequest request)
     {
         var plan = await PlanLease(request);
-        var undo = new UndoSteps(logger, Key);
+        var undo = new UndoSteps(logger, Id);
         try
         {
+            var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
+            await tenant.Admit(Key, plan.PoolName, plan.Config.MaxTotal);
+            undo.Add("forget at tenant", () => tenant.Forget(Key));
             if (plan.Owner is { } owner)
             {
                 await owner.Admit(Key);
@@ -25,13 +28,14 @@ public sealed partial class ClaimGrain
             }
             if (plan.Name is { } name)
             {
-                await GrainFactory.GetGrain<ISandboxNameGrain>(name).Reserve(Key);
-                undo.Add("free name", () => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key));
+                var names = GrainFactory.GetSandboxName(Tenant, name);
+                await names.Reserve(Key);
+                undo.Add("free name", () => names.Free(Key));
             }
             // A warm sandbox can turn out not to be ready (a pool restored from an older write): take another.
             for (var attempt = 1; ; attempt++)
             {
-                var checkout = await plan.Pool.Checkout(Key);
+                var checkout = await plan.Pool.Checkout(Id);
                 var lease = await StoreLease(plan, request, checkout);
                 if (await LeaseSandbox(plan, checkout, lease, lastAttempt: attempt >= 3) is { } sandbox)
                 {
@@ -80,7 +84,7 @@ public sealed partial class ClaimGrain
             await Save(() =>
             {
                 S.Active = lease;
-                S.Tenant = request.Tenant;
+                S.Tenant = Tenant;
                 S.LeaseCount = lease.Number;
                 Audit("lease.acquired", lease, LeaseStatus.Active, request.Actor, checkout.Warm ? "warm" : "cold");
             });
@@ -113,7 +117,7 @@ public sealed partial class ClaimGrain
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.Conflict && checkout.Warm && !lastAttempt)
         {
-            logger.LogWarning("Claim {ClaimKey}: warm sandbox {SandboxId} was not available ({Reason}); taking another", Key, checkout.SandboxId, e.Message);
+            logger.LogWarning("Claim {ClaimId}: warm sandbox {SandboxId} was not available ({Reason}); taking another", Id, checkout.SandboxId, e.Message);
             await Save(() => S.Active = null);
             await plan.Pool.Return(checkout.SandboxId);
             return null;
@@ -130,7 +134,7 @@ public sealed partial class ClaimGrain
             // been created, or it may have been leased with only the answer lost. The lease must not stay active naming it:
             // it is ended with the sandbox recorded as unreleased in the same write, so whichever activation comes next
             // releases it (a separate write could lose to that activation's and be forgotten, leaving it leased to nobody).
-            logger.LogWarning(e, "Claim {ClaimKey}: leasing sandbox {SandboxId} failed; ending the lease", Key, checkout.SandboxId);
+            logger.LogWarning(e, "Claim {ClaimId}: leasing sandbox {SandboxId} failed; ending the lease", Id, checkout.SandboxId);
             await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}", releaseUncertain: true), "end the lease");
             await Try(() => checkout.Warm ? plan.Pool.Return(checkout.SandboxId) : sandbox.Discard("the acquire that reserved it failed"),
                 "give back the sandbox");

@@ -5,7 +5,7 @@ namespace SandboxBroker.Grains;
 /// <summary>How a claim's lease ends: the write that ends it, then the sandbox, the owner and the name let go.</summary>
 public sealed partial class ClaimGrain
 {
-    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the owner's count drops.</summary>
+    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the tenant's and owner's counts drop.</summary>
     /// <param name="releaseUncertain">The sandbox may be leased to this key without an answer having said so: it is
     /// recorded as unreleased in the same write that ends the lease, and forgotten once its release goes through.</param>
     private async Task<Lease> EndActive(LeaseStatus status, string reason, bool releaseUncertain = false)
@@ -34,8 +34,9 @@ public sealed partial class ClaimGrain
         var forget = CountsOwner(active.Owner)
             ? Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner")
             : Task.CompletedTask;
+        var untenant = Try(() => GrainFactory.GetGrain<ITenantGrain>(Tenant).Forget(Key), "forget at tenant");
         var free = active.SandboxName is { } name
-            ? Try(() => GrainFactory.GetGrain<ISandboxNameGrain>(name).Free(Key), "free name")
+            ? Try(() => GrainFactory.GetSandboxName(Tenant, name).Free(Key), "free name")
             : Task.CompletedTask;
         var released = await release;
         if (released && releaseUncertain)
@@ -46,7 +47,7 @@ public sealed partial class ClaimGrain
         {
             await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
         }
-        await Task.WhenAll(forget, free);
+        await Task.WhenAll(forget, untenant, free);
         return ended;
     }
 
@@ -58,17 +59,17 @@ public sealed partial class ClaimGrain
     {
         try
         {
-            await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Key, reason);
+            await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Id, reason);
             return true;
         }
         catch (BrokerException e)
         {
-            logger.LogWarning(e, "Claim {ClaimKey}: sandbox {SandboxId} refused the release", Key, sandboxId);
+            logger.LogWarning(e, "Claim {ClaimId}: sandbox {SandboxId} refused the release", Id, sandboxId);
             return true;
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Claim {ClaimKey}: could not release sandbox {SandboxId}; the sweep wakes the claim to try again", Key, sandboxId);
+            logger.LogWarning(e, "Claim {ClaimId}: could not release sandbox {SandboxId}; the sweep wakes the claim to try again", Id, sandboxId);
             return false;
         }
     }

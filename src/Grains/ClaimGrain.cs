@@ -7,13 +7,13 @@ using SandboxBroker.Storage;
 namespace SandboxBroker.Grains;
 
 /// <summary>
-/// One claim key. A single activation serializes check-and-create: the sandbox id is decided here and
-/// persisted (ETag-guarded) before it is returned. A write that loses to another activation (a stale
-/// ETag during a membership change) gives back what it took and deactivates; the caller's retry reaches
-/// the winner. Leases end by themselves: every call checks the deadline, a timer fires at it while the activation
-/// lives, and the deadline sweep (<see cref="SweeperGrain"/>) wakes the claim by the wake time its index row carries
-/// when it does not (its silo died). No reminder per lease. Ended leases become bounded history, pruned after a
-/// retention period.
+/// One tenant's claim key (grain id <c>{tenant}/{claim key}</c>, see <see cref="ClaimId"/>). A single activation
+/// serializes check-and-create: the sandbox id is decided here and persisted (ETag-guarded) before it is returned. A
+/// write that loses to another activation (a stale ETag during a membership change) gives back what it took and
+/// deactivates; the caller's retry reaches the winner. Leases end by themselves: every call checks the deadline, a
+/// timer fires at it while the activation lives, and the deadline sweep (<see cref="SweeperGrain"/>) wakes the claim by
+/// the wake time its index row carries when it does not (its silo died). No reminder per lease. Ended leases become
+/// bounded history, pruned after a retention period.
 /// </summary>
 public sealed partial class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
@@ -27,13 +27,18 @@ public sealed partial class ClaimGrain(
     /// <summary>The lease whose touch was last audited, and when: later touches within TouchAuditInterval are not.</summary>
     private (long Lease, DateTimeOffset At)? _touchAudited;
 
-    private string Key => this.GetPrimaryKeyString();
+    /// <summary>The grain id, <c>{tenant}/{claim key}</c>: what the index, the audit log and the sandboxes know the claim by.</summary>
+    private string Id => this.GetPrimaryKeyString();
+    /// <summary>The tenant the key belongs to, by construction (part of the id).</summary>
+    private string Tenant { get; set; } = "";
+    /// <summary>The claim key as its tenant names it.</summary>
+    private string Key { get; set; } = "";
     private ClaimState S => state.State;
     private BrokerOptions Options => options.Value;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        ClaimKey.Validate(Key);
+        (Tenant, Key) = ClaimId.Parse(Id);
         if (S.Active is not null)
         {
             ArmDeadlineTimer();
@@ -44,7 +49,10 @@ public sealed partial class ClaimGrain(
     public async Task<AcquireResult> Acquire(AcquireRequest request)
     {
         LeaseRules.ValidateRequest(request);
-        EnsureTenant(request.Tenant);
+        if (request.Tenant != Tenant)
+        {
+            throw new BrokerException(ErrorCodes.InvalidArgument, $"an acquire for tenant '{request.Tenant}' reached a claim of tenant '{Tenant}'") { Field = "tenant" };
+        }
         await RetryUnreleased();
         if (await CurrentLease() is { } active)
         {
@@ -54,15 +62,10 @@ public sealed partial class ClaimGrain(
         return await LeaseNew(request);
     }
 
-    public async Task<Lease?> Get(string? tenant = null)
-    {
-        EnsureTenant(tenant);
-        return await CurrentLease();
-    }
+    public Task<Lease?> Get() => CurrentLease();
 
-    public async Task<Lease> Touch(string? tenant = null)
+    public async Task<Lease> Touch()
     {
-        EnsureTenant(tenant);
         var lease = await RequireActive();
         var updated = lease with { LastActivityAt = time.GetUtcNow() };
         var audited = _touchAudited is { } last && last.Lease == updated.Number && updated.LastActivityAt - last.At < Options.TouchAuditInterval;
@@ -82,9 +85,8 @@ public sealed partial class ClaimGrain(
         return updated;
     }
 
-    public async Task<Lease> Extend(TimeSpan ttl, string? tenant = null)
+    public async Task<Lease> Extend(TimeSpan ttl)
     {
-        EnsureTenant(tenant);
         var lease = await RequireActive();
         if (ttl <= TimeSpan.Zero)
         {
@@ -104,9 +106,8 @@ public sealed partial class ClaimGrain(
         return updated;
     }
 
-    public async Task<Lease?> Release(string reason, string? tenant = null)
+    public async Task<Lease?> Release(string reason)
     {
-        EnsureTenant(tenant);
         await ExpireIfDue();
         if (S.Active is null)
         {
@@ -122,9 +123,8 @@ public sealed partial class ClaimGrain(
         return await EndActive(LeaseStatus.Released, string.IsNullOrWhiteSpace(reason) ? "released" : reason);
     }
 
-    public async Task<IReadOnlyList<Lease>> History(string? tenant = null)
+    public async Task<IReadOnlyList<Lease>> History()
     {
-        EnsureTenant(tenant);
         return await CurrentLease() is { } active ? [active, .. S.History] : S.History;
     }
 
@@ -185,7 +185,7 @@ public sealed partial class ClaimGrain(
         }
         catch (BrokerException e) when (e.Code is ErrorCodes.Conflict or ErrorCodes.NotFound)
         {
-            logger.LogWarning("Claim {ClaimKey}: sandbox {SandboxId} of the active lease is not available: {Reason}", Key, active.SandboxId, e.Message);
+            logger.LogWarning("Claim {ClaimId}: sandbox {SandboxId} of the active lease is not available: {Reason}", Id, active.SandboxId, e.Message);
             await EndActive(LeaseStatus.Released, $"sandbox lost: {e.Message}");
             return null;
         }
@@ -201,15 +201,6 @@ public sealed partial class ClaimGrain(
     }
 
     private bool CountsOwner(string owner) => owner != Key;
-
-    /// <summary>A key belongs to the tenant of its first lease until its state is forgotten; null is a trusted caller.</summary>
-    private void EnsureTenant(string? tenant)
-    {
-        if (tenant is not null && S.Tenant is not null && S.Tenant != tenant)
-        {
-            throw new BrokerException(ErrorCodes.Forbidden, $"claim '{Key}' belongs to another tenant");
-        }
-    }
 
     /// <summary>
     /// The active lease, if any, once its deadline is checked and its sandbox confirmed: no answer names a sandbox
@@ -248,7 +239,7 @@ public sealed partial class ClaimGrain(
             S.ForgetAudit();
             if (e is InconsistentStateException)
             {
-                logger.LogWarning("Claim {ClaimKey}: another activation wrote first; deactivating this one", Key);
+                logger.LogWarning("Claim {ClaimId}: another activation wrote first; deactivating this one", Id);
                 throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated concurrently; retry", e) { RetryAfterSeconds = 0 };
             }
             throw;
@@ -293,7 +284,7 @@ public sealed partial class ClaimGrain(
 
     /// <summary>Records an audit event, written with the state change it belongs to.</summary>
     private void Audit(string @event, Lease lease, LeaseStatus status, string? actor = null, string? detail = null) =>
-        S.Record(new AuditEvent("claim", Key, @event, null, SandboxLifecycle.Format(status), actor,
+        S.Record(new AuditEvent("claim", Id, @event, null, SandboxLifecycle.Format(status), actor,
             System.Text.Json.JsonSerializer.Serialize(new { lease = lease.Number, sandbox_id = lease.SandboxId, detail }), time.GetUtcNow()));
 
     private async Task Try(Func<Task> action, string what)
@@ -304,7 +295,7 @@ public sealed partial class ClaimGrain(
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Claim {ClaimKey}: could not {What}", Key, what);
+            logger.LogWarning(e, "Claim {ClaimId}: could not {What}", Id, what);
         }
     }
 }

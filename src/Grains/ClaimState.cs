@@ -10,7 +10,7 @@ namespace SandboxBroker.Grains;
 [GenerateSerializer]
 public sealed class ClaimState : IIndexedState
 {
-    /// <summary>The tenant the key belongs to (set by its first lease); other tenants are refused.</summary>
+    /// <summary>The tenant the key belongs to: its grain id's (set by its first lease, for the index row).</summary>
     [Id(0)] public string? Tenant { get; set; }
     [Id(1)] public Lease? Active { get; set; }
     /// <summary>Ended leases, newest first, bounded by count and retention.</summary>

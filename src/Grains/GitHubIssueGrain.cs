@@ -124,7 +124,8 @@ public sealed class GitHubIssueGrain(
 
     private async Task<IssueApplyResult> Effect(IssueIntent intent)
     {
-        var claim = GrainFactory.GetGrain<IClaimGrain>(Key);
+        // The webhook's keys belong to the webhook's tenant: a tenant's own acquire of the same key is another claim.
+        var claim = GrainFactory.GetClaim(intent.Tenant, Key);
         switch (intent.Kind)
         {
             case IssueIntentKind.Acquire:
@@ -142,7 +143,7 @@ public sealed class GitHubIssueGrain(
             }
             case IssueIntentKind.Release:
             {
-                var ended = await RetryConcurrent(() => claim.Release($"github {intent.Event} (delivery {intent.DeliveryId})", intent.Tenant));
+                var ended = await RetryConcurrent(() => claim.Release($"github {intent.Event} (delivery {intent.DeliveryId})"));
                 return ended is null
                     ? new IssueApplyResult(IssueApplyOutcome.NoActiveClaim, "no active lease to release")
                     : new IssueApplyResult(IssueApplyOutcome.Applied, $"released: lease {ended.Number}, sandbox {ended.SandboxId}", ended.SandboxId);
@@ -150,7 +151,7 @@ public sealed class GitHubIssueGrain(
             default:
                 try
                 {
-                    var touched = await RetryConcurrent(() => claim.Touch(intent.Tenant));
+                    var touched = await RetryConcurrent(() => claim.Touch());
                     return new IssueApplyResult(IssueApplyOutcome.Applied, $"touched: lease {touched.Number}", touched.SandboxId);
                 }
                 catch (BrokerException e) when (e.Code == ErrorCodes.LeaseNotActive)

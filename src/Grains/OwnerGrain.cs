@@ -27,6 +27,9 @@ public sealed class OwnerGrain(
 
     private int Limit => options.Value.OwnerMaxActiveLeases;
 
+    /// <summary>The owner's key is <c>{tenant}/{owner}</c>; its claims are that tenant's.</summary>
+    private string Tenant => this.GetPrimaryKeyString()[..this.GetPrimaryKeyString().IndexOf('/')];
+
     public async Task Admit(string claimKey)
     {
         if (state.State.Active.ContainsKey(claimKey))
@@ -64,7 +67,7 @@ public sealed class OwnerGrain(
         var changed = false;
         foreach (var key in candidates)
         {
-            if (!await GrainFactory.GetGrain<IClaimGrain>(key).HasActiveLease())
+            if (!await GrainFactory.GetClaim(Tenant, key).HasActiveLease())
             {
                 logger.LogWarning("Owner {Owner} forgets claim {ClaimKey}: admitted but holds no active lease", this.GetPrimaryKeyString(), key);
                 state.State.Active.Remove(key);

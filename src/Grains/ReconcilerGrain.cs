@@ -141,9 +141,9 @@ public sealed class ReconcilerGrain(
                     await grain.Discard("reconcile: provider sandbox without a live record");
                 }
                 return Verdict.Deleted;
-            case SandboxStatus.Leased when info.ClaimKey is { } claimKey &&
-                                           !await GrainFactory.GetGrain<IClaimGrain>(claimKey).Owns(sandbox.SandboxId):
-                await grain.Release(claimKey, "reconcile: the claim no longer holds this sandbox");
+            case SandboxStatus.Leased when info is { ClaimKey: { } claimKey, Tenant: { } tenant } &&
+                                           !await GrainFactory.GetClaim(tenant, claimKey).Owns(sandbox.SandboxId):
+                await grain.Release(ClaimId.Of(tenant, claimKey), "reconcile: the claim no longer holds this sandbox");
                 return Verdict.Deleted;
             case SandboxStatus.Leased when providers.Get(this.GetPrimaryKeyString()).Capability<ISandboxLeaseTimer>() is not null:
                 // The reconcile period is what carries a lease longer than the provider's maximum timeout.

@@ -69,7 +69,7 @@ public sealed partial class SandboxGrain(
     public async Task<SandboxInfo> Lease(SandboxLeaseRequest request)
     {
         RequireExists();
-        if (S.Status == SandboxStatus.Leased && S.ClaimKey == request.ClaimKey && S.LeaseNumber == request.LeaseNumber)
+        if (S.Status == SandboxStatus.Leased && S.ClaimKey == request.ClaimKey && S.Tenant == request.Tenant && S.LeaseNumber == request.LeaseNumber)
         {
             return Info();
         }
@@ -89,9 +89,10 @@ public sealed partial class SandboxGrain(
         return Info();
     }
 
-    public async Task Release(string claimKey, string reason)
+    public async Task Release(string claimId, string reason)
     {
-        if (S.Spec is null || S.ClaimKey != claimKey)
+        // The holder is the claim's id (tenant and key): two tenants may use the same key.
+        if (S.Spec is null || S.ClaimKey is null || S.Tenant is null || ClaimId.Of(S.Tenant, S.ClaimKey) != claimId)
         {
             return; // Not this claim's sandbox (any more): nothing to give back.
         }
@@ -100,7 +101,7 @@ public sealed partial class SandboxGrain(
         if (S.Status is SandboxStatus.Leased or SandboxStatus.Releasing)
         {
             S.LastError = null;
-            await BeginDeletion(reason, actor: claimKey);
+            await BeginDeletion(reason, actor: claimId);
         }
     }
 
@@ -143,12 +144,12 @@ public sealed partial class SandboxGrain(
         {
             return;
         }
-        var claim = S.Status == SandboxStatus.Leased ? S.ClaimKey : null;
+        var claim = S.Status == SandboxStatus.Leased && S.Tenant is not null ? S.ClaimKey : null;
         S.LastError = reason;
         await MoveTo(SandboxStatus.Stale, "sandbox.stale", actor: "reconciler", reason);
         if (claim is not null)
         {
-            await GrainFactory.GetGrain<IClaimGrain>(claim).SandboxLost(Id, reason);
+            await GrainFactory.GetClaim(S.Tenant!, claim).SandboxLost(Id, reason);
         }
     }
 

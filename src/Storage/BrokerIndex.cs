@@ -54,6 +54,20 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyDictionary<string, long>> CountClaimsByStatusAsync(string? tenant, CancellationToken ct) =>
         await CountAsync("SELECT status, count(*) FROM broker_claims WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status", tenant, ct);
 
+    /// <summary>A tenant's claims with an active lease, by claim id, and their pools: what its quotas count at activation.</summary>
+    public async Task<IReadOnlyList<(string ClaimId, string Pool)>> ListActiveClaimsAsync(string tenant, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("SELECT claim_key, pool FROM broker_claims WHERE tenant = $1 AND status = 'active'");
+        command.Parameters.Add(new NpgsqlParameter { Value = tenant });
+        var claims = new List<(string, string)>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            claims.Add((reader.GetString(0), reader.GetString(1)));
+        }
+        return claims;
+    }
+
     /// <summary>Sandboxes waiting for deletion (<see cref="SandboxLifecycle.PendingDeletion"/>), oldest change first.</summary>
     public async Task<IReadOnlyList<string>> ListPendingDeletionAsync(int limit, CancellationToken ct)
     {

@@ -15,14 +15,14 @@ public sealed class ClaimTests
         const string key = "github:octo/repo#42";
 
         var results = await Task.WhenAll(Enumerable.Range(0, 1000).Select(_ =>
-            broker.Grains.GetGrain<IClaimGrain>(key).Acquire(Request(name: "claude-issue-{number}"))));
+            broker.Grains.GetClaim("tenant-a", key).Acquire(Request(name: "claude-issue-{number}"))));
 
         var sandboxIds = results.Select(r => r.Sandbox.SandboxId).Distinct().ToList();
         Assert.Single(sandboxIds);
         Assert.Equal(1, results.Count(r => r.Outcome != AcquireOutcome.Repeat));
         Assert.All(results, r => Assert.Equal("claude-issue-42", r.Sandbox.Name));
         Assert.Equal([sandboxIds[0]], broker.ProviderSandboxes());
-        Assert.Equal(1L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_claims WHERE claim_key = $1 AND status = 'active'", key));
+        Assert.Equal(1L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_claims WHERE claim_key = $1 AND status = 'active'", ClaimId.Of("tenant-a", key)));
         Assert.Equal(1L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_sandboxes WHERE claim_key = $1 AND status = 'leased'", key));
     }
 
@@ -33,7 +33,7 @@ public sealed class ClaimTests
         var keys = Enumerable.Range(0, 200).Select(i => $"track:lab-7/student-{i}").ToList();
 
         var results = await Task.WhenAll(keys.SelectMany(key => Enumerable.Range(0, 10).Select(_ =>
-            broker.Grains.GetGrain<IClaimGrain>(key).Acquire(Request()))));
+            broker.Grains.GetClaim("tenant-a", key).Acquire(Request()))));
 
         var byKey = results.GroupBy(r => r.Lease.ClaimKey).ToList();
         Assert.Equal(200, byKey.Count);
@@ -46,7 +46,7 @@ public sealed class ClaimTests
     public async Task An_expired_lease_gives_way_to_a_new_sandbox_and_the_old_one_is_deleted_at_the_provider()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 2);
-        var claim = broker.Grains.GetGrain<IClaimGrain>("ctx:tenant-a/conversation-1/path-1");
+        var claim = broker.Grains.GetClaim("tenant-a", "ctx:tenant-a/conversation-1/path-1");
 
         // (Repeats within a lease are tested with long TTLs elsewhere; a 2 s lease may already be over here on a busy machine.)
         var first = await claim.Acquire(Request(ttl: TimeSpan.FromSeconds(2)));
@@ -72,7 +72,7 @@ public sealed class ClaimTests
     public async Task An_idle_lease_expires_unless_touched()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:idle/student");
+        var claim = broker.Grains.GetClaim("tenant-a", "track:idle/student");
         var lease = (await claim.Acquire(Request(idle: TimeSpan.FromSeconds(6)))).Lease;
         for (var i = 0; i < 6; i++) // 9 s of activity, past the 6 s idle timeout, with room for a slow machine
         {
@@ -89,7 +89,7 @@ public sealed class ClaimTests
     public async Task Release_ends_the_lease_deletes_the_sandbox_and_is_idempotent()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
-        var claim = broker.Grains.GetGrain<IClaimGrain>("github:octo/repo#7");
+        var claim = broker.Grains.GetClaim("tenant-a", "github:octo/repo#7");
         var acquired = await claim.Acquire(Request());
         var released = await claim.Release("issue closed");
         Assert.Equal(LeaseStatus.Released, released!.Status);
@@ -110,7 +110,7 @@ public sealed class ClaimTests
             ["Broker:Pools:flaky:Provider"] = "flaky",
             ["Broker:Pools:flaky:MinReady"] = "0",
         });
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:flaky/student");
+        var claim = broker.Grains.GetClaim("tenant-a", "track:flaky/student");
         var acquired = await claim.Acquire(Request(pool: "flaky"));
         await claim.Release("done");
 
@@ -126,26 +126,37 @@ public sealed class ClaimTests
     public async Task A_requested_sandbox_name_is_unique_among_live_sandboxes_and_freed_on_release()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
-        var first = broker.Grains.GetGrain<IClaimGrain>("github:octo/one#5");
+        var first = broker.Grains.GetClaim("tenant-a", "github:octo/one#5");
         await first.Acquire(Request(name: "claude-issue-{number}"));
         var clash = await Assert.ThrowsAsync<BrokerException>(() =>
-            broker.Grains.GetGrain<IClaimGrain>("github:octo/two#5").Acquire(Request(name: "claude-issue-{number}")));
+            broker.Grains.GetClaim("tenant-a", "github:octo/two#5").Acquire(Request(name: "claude-issue-{number}")));
         Assert.Equal((ErrorCodes.Conflict, "name"), (clash.Code, clash.Field));
         Assert.Single(broker.ProviderSandboxes());
 
         await first.Release("closed");
-        var second = await broker.Grains.GetGrain<IClaimGrain>("github:octo/two#5").Acquire(Request(name: "claude-issue-{number}"));
+        var second = await broker.Grains.GetClaim("tenant-a", "github:octo/two#5").Acquire(Request(name: "claude-issue-{number}"));
         Assert.Equal("claude-issue-5", second.Sandbox.Name);
     }
 
     [Fact]
-    public async Task Another_tenant_cannot_take_a_claimed_key()
+    public async Task A_key_and_a_name_belong_to_their_tenant_so_another_tenant_neither_takes_nor_blocks_them()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:shared/key");
-        await claim.Acquire(Request());
-        var e = await Assert.ThrowsAsync<BrokerException>(() => claim.Acquire(new AcquireRequest("default", "tenant-b", "owner-1")));
-        Assert.Equal(ErrorCodes.Forbidden, e.Code);
+        var mine = await broker.Grains.GetClaim("tenant-a", "github:octo/shared#9").Acquire(Request(name: "claude-issue-{number}"));
+        // Tenant b's claim of the same key, with the same sandbox name, is another claim with another sandbox.
+        var theirs = await broker.Grains.GetClaim("tenant-b", "github:octo/shared#9")
+            .Acquire(new AcquireRequest("default", "tenant-b", "owner-1", Name: "claude-issue-{number}"));
+        Assert.Equal(AcquireOutcome.Repeat, (await broker.Grains.GetClaim("tenant-a", "github:octo/shared#9").Acquire(Request(name: "claude-issue-{number}"))).Outcome);
+        Assert.NotEqual(mine.Lease.SandboxId, theirs.Lease.SandboxId);
+        Assert.Equal(("claude-issue-9", "claude-issue-9"), (mine.Sandbox.Name, theirs.Sandbox.Name));
+        Assert.Equal(("tenant-a", "tenant-b"), (mine.Sandbox.Tenant, theirs.Sandbox.Tenant));
+        // A request for one tenant never reaches another's claim.
+        var e = await Assert.ThrowsAsync<BrokerException>(() =>
+            broker.Grains.GetClaim("tenant-b", "github:octo/shared#9").Acquire(Request()));
+        Assert.Equal(ErrorCodes.InvalidArgument, e.Code);
+        // Releasing one leaves the other.
+        await broker.Grains.GetClaim("tenant-b", "github:octo/shared#9").Release("done");
+        Assert.Equal(mine.Lease.SandboxId, (await broker.Grains.GetClaim("tenant-a", "github:octo/shared#9").Get())?.SandboxId);
     }
 
     [Fact]
@@ -153,7 +164,7 @@ public sealed class ClaimTests
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
         var e = await Assert.ThrowsAsync<BrokerException>(() =>
-            broker.Grains.GetGrain<IClaimGrain>("track:long/ttl").Acquire(Request(ttl: TimeSpan.FromDays(30))));
+            broker.Grains.GetClaim("tenant-a", "track:long/ttl").Acquire(Request(ttl: TimeSpan.FromDays(30))));
         Assert.Equal((ErrorCodes.TtlTooLong, "ttl_seconds"), (e.Code, e.Field));
         Assert.Empty(broker.ProviderSandboxes());
     }
@@ -166,7 +177,7 @@ public sealed class ClaimTests
         {
             try
             {
-                await broker.Grains.GetGrain<IClaimGrain>($"track:limit/student-{i}").Acquire(Request(owner: "shared-owner"));
+                await broker.Grains.GetClaim("tenant-a", $"track:limit/student-{i}").Acquire(Request(owner: "shared-owner"));
                 return null;
             }
             catch (BrokerException e)
@@ -180,7 +191,7 @@ public sealed class ClaimTests
 
         // Releasing one makes room for exactly one more.
         var holder = Enumerable.Range(0, 40).First(i => attempts[i] is null);
-        await broker.Grains.GetGrain<IClaimGrain>($"track:limit/student-{holder}").Release("done");
-        await broker.Grains.GetGrain<IClaimGrain>("track:limit/late").Acquire(Request(owner: "shared-owner"));
+        await broker.Grains.GetClaim("tenant-a", $"track:limit/student-{holder}").Release("done");
+        await broker.Grains.GetClaim("tenant-a", "track:limit/late").Acquire(Request(owner: "shared-owner"));
     }
 }

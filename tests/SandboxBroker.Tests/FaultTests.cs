@@ -17,7 +17,7 @@ public sealed class FaultTests
             {
                 try
                 {
-                    return await broker.Grains.GetGrain<IClaimGrain>(key).Acquire(new AcquireRequest("default", "t", "o"));
+                    return await broker.Grains.GetClaim("t", key).Acquire(new AcquireRequest("default", "t", "o"));
                 }
                 catch (Exception e) when (e is not BrokerException { Code: not (ErrorCodes.ConcurrentUpdate or ErrorCodes.Conflict) })
                 {
@@ -51,14 +51,14 @@ public sealed class FaultTests
                 var info = await broker.Grains.GetGrain<ISandboxGrain>(id).Get();
                 var owned = info?.Status switch
                 {
-                    SandboxStatus.Leased => await broker.Grains.GetGrain<IClaimGrain>(info.ClaimKey!).Owns(id),
+                    SandboxStatus.Leased => await broker.Grains.GetClaim("t", info.ClaimKey!).Owns(id),
                     SandboxStatus.Ready or SandboxStatus.Provisioning or SandboxStatus.Deleting or SandboxStatus.Releasing => true,
                     _ => false,
                 };
                 if (!owned)
                 {
                     var leases = info?.ClaimKey is { } k
-                        ? string.Join(" | ", (await broker.Grains.GetGrain<IClaimGrain>(k).History()).Select(l => $"#{l.Number} {l.SandboxId} {l.Status} {l.EndReason}"))
+                        ? string.Join(" | ", (await broker.Grains.GetClaim("t", k).History()).Select(l => $"#{l.Number} {l.SandboxId} {l.Status} {l.EndReason}"))
                         : "";
                     unowned.Add($"{id} ({info?.Status.ToString() ?? "no record"}{(info?.ClaimKey is { } key ? $", leased to {key}; the key's leases: {leases}" : "")})");
                 }
@@ -75,7 +75,7 @@ public sealed class FaultTests
             var why = new List<string>();
             foreach (var key in keys)
             {
-                var leases = await broker.Grains.GetGrain<IClaimGrain>(key).History();
+                var leases = await broker.Grains.GetClaim("t", key).History();
                 var current = leases.FirstOrDefault(l => l.Status == LeaseStatus.Active);
                 var status = current is null ? null : (await broker.Grains.GetGrain<ISandboxGrain>(current.SandboxId).Get())?.Status;
                 if (status != SandboxStatus.Leased)

@@ -20,7 +20,7 @@ public sealed class LeaseStepFailureTests
             ["Broker:Pools:failing-create:Provider"] = "failing-create",
             ["Broker:Pools:failing-create:MinReady"] = "0",
         });
-        var claim = broker.Grains.GetGrain<IClaimGrain>("github:octo/crash#1");
+        var claim = broker.Grains.GetClaim("t", "github:octo/crash#1");
 
         await Assert.ThrowsAnyAsync<Exception>(() => claim.Acquire(new AcquireRequest("failing-create", "t", "o")));
 
@@ -53,7 +53,7 @@ public sealed class LeaseStepFailureTests
         var faults = broker.SiloService<CallFaults>();
         faults.FailNext("ISandboxGrain.Lease", afterRunning: true);
         faults.FailNext("ISandboxGrain.Release");
-        var claim = broker.Grains.GetGrain<IClaimGrain>("github:octo/lost#1");
+        var claim = broker.Grains.GetClaim("t", "github:octo/lost#1");
 
         await Assert.ThrowsAnyAsync<Exception>(() => claim.Acquire(new AcquireRequest("default", "t", "o")));
 
@@ -84,7 +84,7 @@ public sealed class LeaseStepFailureTests
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= 1, "the pool has a ready sandbox");
 
         // Warm: checked out, the lease written, then the "crash": the sandbox is never told.
-        var touched = broker.Grains.GetGrain<IClaimGrain>("crash:touch");
+        var touched = broker.Grains.GetClaim("t", "crash:touch");
         var warm = await pool.Checkout("crash:touch");
         Assert.True(warm.Warm);
         await PersistLeaseAsLeaseNewDoes(broker, "crash:touch", warm.SandboxId, "default");
@@ -96,7 +96,7 @@ public sealed class LeaseStepFailureTests
         Assert.Equal((SandboxStatus.Leased, "crash:touch"), (sandbox!.Status, sandbox.ClaimKey));
 
         // Cold: the sandbox was never provisioned, so a read ends the lease instead of naming it.
-        var read = broker.Grains.GetGrain<IClaimGrain>("crash:read");
+        var read = broker.Grains.GetClaim("t", "crash:read");
         var cold = await broker.Grains.GetGrain<IPoolGrain>("cold").Checkout("crash:read");
         Assert.False(cold.Warm);
         await PersistLeaseAsLeaseNewDoes(broker, "crash:read", cold.SandboxId, "cold");
@@ -114,7 +114,7 @@ public sealed class LeaseStepFailureTests
         var lease = new Lease(key, 1, sandboxId, poolName, "t", "o", null, now, now.AddHours(1), null, now,
             LeaseStatus.Active, null, null, new Dictionary<string, string>());
         var storage = broker.SiloService<IServiceProvider>().GetRequiredKeyedService<IGrainStorage>(StorageNames.Broker);
-        await storage.WriteStateAsync("claim", GrainId.Create("claim", key),
+        await storage.WriteStateAsync("claim", GrainId.Create("claim", ClaimId.Of("t", key)),
             new GrainState<ClaimState>(new ClaimState { Tenant = "t", Active = lease, LeaseCount = 1 }));
     }
 }

@@ -18,7 +18,7 @@ public sealed class PoolTests
         var warm = broker.ProviderSandboxes().ToHashSet();
         Assert.Equal(3, warm.Count);
 
-        var first = await broker.Grains.GetGrain<IClaimGrain>("track:warm/a").Acquire(new AcquireRequest("warm", "t", "o"));
+        var first = await broker.Grains.GetClaim("t", "track:warm/a").Acquire(new AcquireRequest("warm", "t", "o"));
         Assert.Equal(AcquireOutcome.Warm, first.Outcome);
         Assert.Contains(first.Sandbox.SandboxId, warm);
 
@@ -38,7 +38,7 @@ public sealed class PoolTests
         await pool.Configure(Config("again", minReady: 8, maxTotal: 50, OnEmptyPolicy.Fail));
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 8, "the pool has 8 ready sandboxes");
         await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
-            broker.Grains.GetGrain<IClaimGrain>($"track:again/{i}").Acquire(new AcquireRequest("again", "t", $"o{i}"))));
+            broker.Grains.GetClaim("t", $"track:again/{i}").Acquire(new AcquireRequest("again", "t", $"o{i}"))));
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 8, Leased: 3, Provisioning: 0 }, "the pool tops back up");
         var readyBefore = broker.ProviderSandboxes().ToHashSet();
         Assert.Equal(11, readyBefore.Count);
@@ -51,7 +51,7 @@ public sealed class PoolTests
         // The new activation knows the same 8 ready and 3 leased sandboxes, and creates none.
         Assert.Equal((8, 3, 11), await Levels(pool));
         var acquired = await Task.WhenAll(Enumerable.Range(3, 8).Select(i =>
-            broker.Grains.GetGrain<IClaimGrain>($"track:again/{i}").Acquire(new AcquireRequest("again", "t", $"o{i}"))));
+            broker.Grains.GetClaim("t", $"track:again/{i}").Acquire(new AcquireRequest("again", "t", $"o{i}"))));
         Assert.All(acquired, a => Assert.Equal(AcquireOutcome.Warm, a.Outcome));
         Assert.Equal(8, acquired.Select(a => a.Sandbox.SandboxId).Distinct().Count());
         Assert.All(acquired, a => Assert.Contains(a.Sandbox.SandboxId, readyBefore));
@@ -66,12 +66,12 @@ public sealed class PoolTests
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
         await broker.Grains.GetGrain<IPoolGrain>("strict").Configure(Config("strict", minReady: 0, maxTotal: 5, OnEmptyPolicy.Fail));
         var e = await Assert.ThrowsAsync<BrokerException>(() =>
-            broker.Grains.GetGrain<IClaimGrain>("track:strict/a").Acquire(new AcquireRequest("strict", "t", "o")));
+            broker.Grains.GetClaim("t", "track:strict/a").Acquire(new AcquireRequest("strict", "t", "o")));
         Assert.Equal(ErrorCodes.NoSandboxesAvailable, e.Code);
         Assert.NotNull(e.RetryAfterSeconds);
         // Nothing was held by the failed attempt: the owner's count and the claim are clean.
         Assert.Empty((await broker.Grains.GetGrain<IOwnerGrain>("t/o").GetUsage()).ActiveClaims);
-        Assert.Null(await broker.Grains.GetGrain<IClaimGrain>("track:strict/a").Get());
+        Assert.Null(await broker.Grains.GetClaim("t", "track:strict/a").Get());
     }
 
     [Fact]
@@ -95,11 +95,12 @@ public sealed class PoolTests
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 2);
         await broker.Grains.GetGrain<IPoolGrain>("small").Configure(Config("small", minReady: 2, maxTotal: 6, OnEmptyPolicy.Create));
+        // A tenant per key: the pool's limit is under test, not a tenant's share of it.
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
         {
             try
             {
-                await broker.Grains.GetGrain<IClaimGrain>($"track:small/{i}").Acquire(new AcquireRequest("small", "t", "o"));
+                await broker.Grains.GetClaim($"t{i}", $"track:small/{i}").Acquire(new AcquireRequest("small", $"t{i}", "o"));
                 return true;
             }
             catch (BrokerException e) when (e.Code == ErrorCodes.NoSandboxesAvailable)
@@ -119,7 +120,7 @@ public sealed class PoolTests
         {
             try
             {
-                await broker.Grains.GetGrain<IClaimGrain>($"track:small/{i}").Acquire(new AcquireRequest("small", "t", "o"));
+                await broker.Grains.GetClaim($"t{i}", $"track:small/{i}").Acquire(new AcquireRequest("small", $"t{i}", "o"));
                 late++;
             }
             catch (BrokerException e) when (e.Code == ErrorCodes.NoSandboxesAvailable)

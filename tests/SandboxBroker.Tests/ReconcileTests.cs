@@ -21,7 +21,7 @@ public sealed class ReconcileTests
         await provider.CreateAsync(new ProviderCreateRequest("foreign0001", "foreign", null,
             new Dictionary<string, string> { ["team"] = "other" }), CancellationToken.None);
         // A leased sandbox deleted behind the broker's back.
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:reconcile/a");
+        var claim = broker.Grains.GetClaim("t", "track:reconcile/a");
         var acquired = await claim.Acquire(new AcquireRequest("default", "t", "o"));
         await Task.Delay(TimeSpan.FromSeconds(6)); // the reconciler only judges records older than its listing
         await provider.DeleteAsync(acquired.Sandbox.SandboxId, null, CancellationToken.None);
@@ -63,7 +63,7 @@ public sealed class ReconcileTests
         Assert.Equal((1, 1, 0, 0), (report.Seen, report.Adopted, report.Deleted, report.Errors));
         Assert.Equal(SandboxStatus.Ready, (await sandbox.Get())!.Status); // owned by a live record that finished its create
         // The pool hands out that very sandbox, and releasing it deletes it.
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:crash/a");
+        var claim = broker.Grains.GetClaim("t", "track:crash/a");
         var acquired = await claim.Acquire(new AcquireRequest("crash", "t", "o"));
         Assert.Equal((id, AcquireOutcome.Warm), (acquired.Sandbox.SandboxId, acquired.Outcome));
         await claim.Release("done");
@@ -85,9 +85,9 @@ public sealed class ReconcileTests
         var orphan = daytona.Put(new Dictionary<string, string> { [BrokerLabels.Deployment] = deployment, [BrokerLabels.SandboxId] = "orphan0001" });
         var foreign = daytona.Put(new Dictionary<string, string> { ["team"] = "other" });
         var otherDeployment = daytona.Put(new Dictionary<string, string> { [BrokerLabels.Deployment] = "someone-else", [BrokerLabels.SandboxId] = "theirs0001" });
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:reconcile/dt");
+        var claim = broker.Grains.GetClaim("t", "track:reconcile/dt");
         var acquired = await claim.Acquire(new AcquireRequest("dt", "t", "o"));
-        var kept = await broker.Grains.GetGrain<IClaimGrain>("track:reconcile/dt-kept").Acquire(new AcquireRequest("dt", "t", "o"));
+        var kept = await broker.Grains.GetClaim("t", "track:reconcile/dt-kept").Acquire(new AcquireRequest("dt", "t", "o"));
         await Task.Delay(TimeSpan.FromSeconds(6)); // the reconciler only judges records older than its listing
         daytona.Remove(acquired.Sandbox.ExternalId!); // deleted behind the broker's back
 

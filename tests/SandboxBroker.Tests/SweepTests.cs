@@ -18,7 +18,7 @@ public sealed class SweepTests
         // Enough keys that some claims live on the silo about to die (placement is random).
         var keys = Enumerable.Range(0, 16).Select(i => $"track:sweep/student-{i}").ToList();
         var acquired = await Task.WhenAll(keys.Select(k =>
-            broker.Grains.GetGrain<IClaimGrain>(k).Acquire(new AcquireRequest("default", "t", "o", Ttl: TimeSpan.FromSeconds(3)))));
+            broker.Grains.GetClaim("t", k).Acquire(new AcquireRequest("default", "t", "o", Ttl: TimeSpan.FromSeconds(3)))));
         Assert.Equal(0L, await broker.Database.ScalarAsync<long>(ReminderRowsOtherThanTheSweeps));
         Assert.Equal(16L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_claims WHERE status = 'active' AND wake_at IS NOT NULL"));
 
@@ -32,7 +32,7 @@ public sealed class SweepTests
         foreach (var result in acquired)
         {
             Assert.Equal(1L, await broker.Database.ScalarAsync<long>(
-                "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.expired'", result.Lease.ClaimKey));
+                "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.expired'", ClaimId.Of("t", result.Lease.ClaimKey)));
         }
         Assert.Equal(0L, await broker.Database.ScalarAsync<long>(ReminderRowsOtherThanTheSweeps));
     }
@@ -48,8 +48,8 @@ public sealed class SweepTests
             ["Broker:DeleteRetryMax"] = "00:00:02",
         });
         var keys = Enumerable.Range(0, 12).Select(i => $"track:flaky/student-{i}").ToList();
-        await Task.WhenAll(keys.Select(k => broker.Grains.GetGrain<IClaimGrain>(k).Acquire(new AcquireRequest("flaky", "t", "o"))));
-        await Task.WhenAll(keys.Select(k => broker.Grains.GetGrain<IClaimGrain>(k).Release("done")));
+        await Task.WhenAll(keys.Select(k => broker.Grains.GetClaim("t", k).Acquire(new AcquireRequest("flaky", "t", "o"))));
+        await Task.WhenAll(keys.Select(k => broker.Grains.GetClaim("t", k).Release("done")));
         // Each first delete fails (the flaky provider fails twice per sandbox); the retries are 2 s away.
         await broker.Cluster.KillSiloAsync(broker.Cluster.Silos[1]);
 

@@ -60,6 +60,7 @@ public static class AdminEndpoints
             try
             {
                 // Reading a claim ends a lease whose deadline has passed.
+                // The index knows a claim by its grain id ({tenant}/{key}).
                 if (await client.GetGrain<IClaimGrain>(key).Get() is null)
                 {
                     expired++;

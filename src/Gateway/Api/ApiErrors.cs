@@ -35,11 +35,11 @@ public sealed record ApiError(int Status, string Code, string Message, string? F
     {
         ErrorCodes.InvalidArgument or ErrorCodes.TtlTooLong => StatusCodes.Status400BadRequest,
         GatewayErrorCodes.Unauthenticated => StatusCodes.Status401Unauthorized,
-        ErrorCodes.Forbidden => StatusCodes.Status403Forbidden,
+        ErrorCodes.Forbidden or ErrorCodes.PoolNotAllowed => StatusCodes.Status403Forbidden,
         ErrorCodes.NotFound => StatusCodes.Status404NotFound,
         GatewayErrorCodes.MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
         ErrorCodes.NoSandboxesAvailable or ErrorCodes.OwnerLimitReached or ErrorCodes.PoolAtCapacity or
-            ErrorCodes.LeaseNotActive or ErrorCodes.InvalidTransition or ErrorCodes.Conflict => StatusCodes.Status409Conflict,
+            ErrorCodes.LeaseNotActive or ErrorCodes.InvalidTransition or ErrorCodes.Conflict or ErrorCodes.TenantQuotaExceeded => StatusCodes.Status409Conflict,
         GatewayErrorCodes.PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
         GatewayErrorCodes.UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
         GatewayErrorCodes.UriTooLong => StatusCodes.Status414UriTooLong,

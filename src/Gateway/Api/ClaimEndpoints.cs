@@ -3,7 +3,11 @@ using SandboxBroker.Gateway.Auth;
 
 namespace SandboxBroker.Gateway.Api;
 
-/// <summary>/v1/claims/{key}: acquire, read, touch, extend, release and the history of one claim key.</summary>
+/// <summary>
+/// /v1/claims/{key}: acquire, read, touch, extend, release and the history of one claim key of the caller's tenant. Keys are
+/// per tenant (<see cref="ClaimId"/>): another tenant's key is simply not in the caller's namespace and answers like an
+/// unused one. An admin may act in another tenant's namespace with <c>?tenant=</c>.
+/// </summary>
 public static class ClaimEndpoints
 {
     public const string OutcomeHeader = "X-Acquire-Outcome";
@@ -28,19 +32,37 @@ public static class ClaimEndpoints
             .Produces<ClaimHistoryView>().ProducesErrors(400, 403, 404);
     }
 
-    private static async Task<IResult> Acquire(string key, HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission,
+    /// <summary>
+    /// The tenant whose claims a call acts on: the caller's own; an admin may name another (<c>?tenant=</c>). A non-admin
+    /// naming another tenant is refused without looking at any claim, so the answer says nothing about that tenant's keys.
+    /// </summary>
+    public static string TenantOf(HttpContext context, string? tenant)
+    {
+        var caller = context.Caller();
+        if (tenant is null || tenant == caller.Tenant)
+        {
+            return caller.Tenant;
+        }
+        if (!TenantName.IsValid(tenant))
+        {
+            throw ApiError.BadRequest("tenant", TenantName.Rule).ToException();
+        }
+        return caller.IsAdmin ? tenant : throw ApiError.Forbidden("only an admin token may act on another tenant's claims").ToException();
+    }
+
+    private static async Task<IResult> Acquire(string key, string? tenant, HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission,
         KnownPools pools)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
+        var owner = TenantOf(context, tenant);
         var body = await ApiBody.ReadAsync(context, new AcquireBody());
-        var caller = context.Caller();
-        var request = AcquireRequests.From(body, caller.Tenant, defaultOwner: claimKey, actor: caller.TokenId);
+        var request = AcquireRequests.From(body, owner, defaultOwner: claimKey, actor: context.Caller().TokenId);
         await pools.RequireAsync(request.Pool, "pool"); // a made-up pool name activates no pool grain
         var started = Stopwatch.GetTimestamp();
         AcquireResult result;
         try
         {
-            result = await admission.AcquireAsync(client, claimKey, request, context.RequestAborted);
+            result = await admission.AcquireAsync(client, owner, claimKey, request, context.RequestAborted);
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.NotFound && e.Field == "pool")
         {
@@ -57,25 +79,26 @@ public static class ClaimEndpoints
         return ApiRoutes.Json(view, StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> Get(string key, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Get(string key, string? tenant, HttpContext context, IClusterClient client)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
-        var lease = await ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Get(context.Caller().TenantFilter), context.RequestAborted)
+        var claim = client.GetClaim(TenantOf(context, tenant), claimKey);
+        var lease = await ApiRoutes.CallAsync(claim.Get, context.RequestAborted)
             ?? throw ApiError.NotFound($"claim '{claimKey}' has no active lease").ToException();
         var sandbox = await client.GetGrain<ISandboxGrain>(lease.SandboxId).Get();
         return ApiRoutes.Json(ClaimView.From(lease, sandbox));
     }
 
-    private static async Task<IResult> Touch(string key, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Touch(string key, string? tenant, HttpContext context, IClusterClient client)
     {
-        var claimKey = ApiRoutes.ClaimKeyFrom(key);
-        var lease = await ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Touch(context.Caller().TenantFilter), context.RequestAborted);
+        var claim = client.GetClaim(TenantOf(context, tenant), ApiRoutes.ClaimKeyFrom(key));
+        var lease = await ApiRoutes.CallAsync(claim.Touch, context.RequestAborted);
         return ApiRoutes.Json(ClaimView.From(lease));
     }
 
-    private static async Task<IResult> Extend(string key, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Extend(string key, string? tenant, HttpContext context, IClusterClient client)
     {
-        var claimKey = ApiRoutes.ClaimKeyFrom(key);
+        var claim = client.GetClaim(TenantOf(context, tenant), ApiRoutes.ClaimKeyFrom(key));
         var body = await ApiBody.ReadAsync(context, new ExtendBody());
         var ttl = body.TtlSeconds switch
         {
@@ -83,36 +106,35 @@ public static class ClaimEndpoints
             <= 0 => throw ApiError.BadRequest("ttl_seconds", "ttl_seconds must be positive").ToException(),
             var seconds => TimeSpan.FromSeconds(seconds.Value),
         };
-        var lease = await ApiRoutes.CallAsync(() => client.GetGrain<IClaimGrain>(claimKey).Extend(ttl, context.Caller().TenantFilter), context.RequestAborted);
+        var lease = await ApiRoutes.CallAsync(() => claim.Extend(ttl), context.RequestAborted);
         return ApiRoutes.Json(ClaimView.From(lease));
     }
 
-    private static async Task<IResult> Release(string key, string? reason, HttpContext context, IClusterClient client, BrokerMetrics metrics)
+    private static async Task<IResult> Release(string key, string? reason, string? tenant, HttpContext context, IClusterClient client, BrokerMetrics metrics)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
+        var grain = client.GetClaim(TenantOf(context, tenant), claimKey);
         if (reason is { Length: > 200 })
         {
             throw ApiError.BadRequest("reason", "reason is at most 200 characters").ToException();
         }
-        var tenant = context.Caller().TenantFilter;
-        var grain = client.GetGrain<IClaimGrain>(claimKey);
-        var ended = await ApiRoutes.CallAsync(() => grain.Release(string.IsNullOrWhiteSpace(reason) ? "released through the API" : reason, tenant), context.RequestAborted);
+        var ended = await ApiRoutes.CallAsync(() => grain.Release(string.IsNullOrWhiteSpace(reason) ? "released through the API" : reason), context.RequestAborted);
         if (ended is not null)
         {
             metrics.CountRelease("api");
             return ApiRoutes.Json(ClaimView.From(ended));
         }
         // Nothing active: a repeated release answers the lease it released, as before.
-        var last = (await grain.History(tenant)).FirstOrDefault();
+        var last = (await grain.History()).FirstOrDefault();
         return last is { Status: LeaseStatus.Released }
             ? ApiRoutes.Json(ClaimView.From(last))
             : throw ApiError.NotFound($"claim '{claimKey}' has no active lease").ToException();
     }
 
-    private static async Task<IResult> History(string key, HttpContext context, IClusterClient client)
+    private static async Task<IResult> History(string key, string? tenant, HttpContext context, IClusterClient client)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
-        var leases = await client.GetGrain<IClaimGrain>(claimKey).History(context.Caller().TenantFilter);
+        var leases = await client.GetClaim(TenantOf(context, tenant), claimKey).History();
         return leases.Count == 0
             ? throw ApiError.NotFound($"claim '{claimKey}' has no leases").ToException()
             : ApiRoutes.Json(new ClaimHistoryView(claimKey, leases.Select(l => ClaimView.From(l)).ToList()));

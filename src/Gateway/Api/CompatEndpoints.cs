@@ -87,7 +87,7 @@ public static class CompatEndpoints
         }
         var request = new AcquireRequest(settings.Value.Pool, caller.Tenant, track, Labels: labels, Actor: caller.TokenId);
         var started = Stopwatch.GetTimestamp();
-        var result = await admission.AcquireAsync(client, track, request, context.RequestAborted);
+        var result = await admission.AcquireAsync(client, caller.Tenant, track, request, context.RequestAborted);
         metrics.ObserveAcquire(result.Outcome, ApiRoutes.Elapsed(started));
         context.Response.Headers[ClaimEndpoints.OutcomeHeader] = result.Outcome.ToString().ToLowerInvariant();
         var view = new CompatAllocation(result.Sandbox.SandboxId, result.Sandbox.Name, result.Sandbox.ExternalId,
@@ -105,10 +105,10 @@ public static class CompatEndpoints
     private static async Task<IResult> MarkForDeletion(string id, HttpContext context, IClusterClient client, BrokerMetrics metrics)
     {
         var (sandbox, lease) = await OwnedSandbox(id, context, client);
-        var claim = client.GetGrain<IClaimGrain>(sandbox.ClaimKey!);
+        var claim = client.GetClaim(sandbox.Tenant!, sandbox.ClaimKey!);
         if (lease is { Status: LeaseStatus.Active })
         {
-            lease = await ApiRoutes.CallAsync(() => claim.Release("mark-for-deletion", context.Caller().TenantFilter), context.RequestAborted) ?? lease;
+            lease = await ApiRoutes.CallAsync(() => claim.Release("mark-for-deletion"), context.RequestAborted) ?? lease;
             metrics.CountRelease("mark-for-deletion");
         }
         var requestedAt = lease?.EndedAt ?? sandbox.UpdatedAt;
@@ -123,11 +123,11 @@ public static class CompatEndpoints
         var caller = context.Caller();
         var sandbox = await client.GetGrain<ISandboxGrain>(sandboxId).Get()
             ?? throw ApiError.NotFound($"sandbox '{sandboxId}' does not exist").ToException();
-        if (sandbox.ClaimKey != track || (!caller.IsAdmin && sandbox.Tenant != caller.Tenant))
+        if (sandbox.ClaimKey != track || sandbox.Tenant is null || (!caller.IsAdmin && sandbox.Tenant != caller.Tenant))
         {
             throw ApiError.Forbidden($"sandbox '{sandboxId}' is not allocated to track '{track}'").ToException();
         }
-        var history = await client.GetGrain<IClaimGrain>(track).History(caller.TenantFilter);
+        var history = await client.GetClaim(sandbox.Tenant, track).History();
         return (sandbox, history.FirstOrDefault(l => l.SandboxId == sandboxId));
     }
 

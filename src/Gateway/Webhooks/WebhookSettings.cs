@@ -93,6 +93,10 @@ public sealed class WebhookSettings
         {
             throw new Storage.StartupException($"{Section}: BatchSize, MaxParallel and MaxAttempts must be at least 1, PollInterval and LeaseDuration positive");
         }
+        if (!TenantName.IsValid(settings.Tenant))
+        {
+            throw new Storage.StartupException($"{Section}: Tenant '{settings.Tenant}' is not a tenant name ({TenantName.Rule})");
+        }
         return settings;
     }
 }

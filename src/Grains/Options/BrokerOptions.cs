@@ -52,6 +52,9 @@ public sealed class BrokerOptions
     /// </summary>
     public TimeSpan TouchAuditInterval { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Quota defaults for tenants an admin has set no quota for ("Broker:Tenants").</summary>
+    public TenantDefaults Tenants { get; set; } = new();
+
     /// <summary>Pools that exist from the start; "default" always exists.</summary>
     public Dictionary<string, PoolOptions> Pools { get; set; } = new(StringComparer.Ordinal);
 
@@ -80,4 +83,26 @@ public sealed class PoolOptions
 
     public PoolConfig ToConfig(string name) =>
         new(name, Provider, Template, MinReady, MaxTotal, DefaultTtl, MaxTtl, IdleTimeout, OnEmpty, MaxConcurrentCreates);
+}
+
+/// <summary>What a tenant may hold when its quota (set through the admin API) does not say.</summary>
+public sealed class TenantDefaults
+{
+    /// <summary>
+    /// The share of each pool's max total one tenant may hold at once (rounded up), so one tenant cannot take a whole pool;
+    /// 1 lets a tenant use the whole pool.
+    /// </summary>
+    public double PoolShare { get; set; } = 0.5;
+
+    /// <summary>Active leases one tenant may hold across pools; 0: no limit beyond the pool shares.</summary>
+    public int MaxActiveLeases { get; set; }
+
+    /// <summary>
+    /// Tenants the defaults do not apply to, comma-separated: the operators' own tenant (the admin token's), used by
+    /// the benchmark and the fault harness. A quota set for such a tenant still applies.
+    /// </summary>
+    public string Exempt { get; set; } = "admin";
+
+    public bool IsExempt(string tenant) =>
+        Exempt.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Contains(tenant, StringComparer.Ordinal);
 }

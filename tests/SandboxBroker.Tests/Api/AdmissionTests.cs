@@ -14,17 +14,17 @@ public sealed class AdmissionTests
         var admission = new AcquireAdmission(maxInFlight: 2);
         var first = new TaskCompletionSource<int>();
         var second = new TaskCompletionSource<int>();
-        var a = admission.RunAsync("k1", () => first.Task);
-        var b = admission.RunAsync("k2", () => second.Task);
+        var a = admission.RunAsync("t", "k1", () => first.Task);
+        var b = admission.RunAsync("t", "k2", () => second.Task);
         Assert.Equal(2, admission.InFlight);
 
-        var refused = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("k3", () => Task.FromResult(3)));
+        var refused = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", "k3", () => Task.FromResult(3)));
         Assert.Equal((503, "OVERLOADED", 1), (refused.Error.Status, refused.Error.Code, refused.Error.RetryAfterSeconds));
         Assert.Equal(2, admission.InFlight);
 
         first.SetResult(1);
         Assert.Equal(1, await a);
-        Assert.Equal(4, await admission.RunAsync("k3", () => Task.FromResult(4)));
+        Assert.Equal(4, await admission.RunAsync("t", "k3", () => Task.FromResult(4)));
         second.SetException(new InvalidOperationException("the call failed"));
         await Assert.ThrowsAsync<InvalidOperationException>(() => b);
         Assert.Equal(0, admission.InFlight); // a failed call gives its slot back too
@@ -35,14 +35,59 @@ public sealed class AdmissionTests
     {
         var admission = new AcquireAdmission(maxInFlight: 1);
         var held = new TaskCompletionSource<int>();
-        var sameKey = Enumerable.Range(0, 500).Select(_ => admission.RunAsync("track-1", () => held.Task)).ToList();
+        var sameKey = Enumerable.Range(0, 500).Select(_ => admission.RunAsync("t", "track-1", () => held.Task)).ToList();
         Assert.Equal(1, admission.InFlight);
-        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("track-2", () => Task.FromResult(0)));
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", "track-2", () => Task.FromResult(0)));
 
         held.SetResult(9);
         Assert.All(await Task.WhenAll(sameKey), r => Assert.Equal(9, r));
         Assert.Equal(0, admission.InFlight);
-        Assert.Equal(5, await admission.RunAsync("track-2", () => Task.FromResult(5)));
+        Assert.Equal(5, await admission.RunAsync("t", "track-2", () => Task.FromResult(5)));
+    }
+
+    [Fact]
+    public async Task One_busy_tenant_cannot_take_every_slot_and_a_second_tenant_gets_its_share_at_once()
+    {
+        var admission = new AcquireAdmission(maxInFlight: 10, minPerTenant: 2);
+        var held = new TaskCompletionSource<int>();
+        // Alone, a tenant may hold all but the reserve.
+        var busy = new List<Task<int>>();
+        for (var i = 0; i < 8; i++)
+        {
+            busy.Add(admission.RunAsync("busy", $"k{i}", () => held.Task));
+        }
+        var over = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("busy", "k8", () => Task.FromResult(0)));
+        Assert.Equal((503, "OVERLOADED"), (over.Error.Status, over.Error.Code));
+        Assert.Contains("fair share", over.Error.Message);
+
+        // A second tenant finds the reserve free at once, while the busy one is held to half of what is left.
+        var quiet = new[] { admission.RunAsync("quiet", "q0", () => held.Task), admission.RunAsync("quiet", "q1", () => held.Task) };
+        Assert.Equal(10, admission.InFlight);
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("quiet", "q2", () => Task.FromResult(0)));
+        Assert.Equal(4, admission.FairShare(activeTenants: 2));
+
+        // As the busy tenant's acquires finish it is not admitted again above its share; the quiet one is, up to it.
+        held.SetResult(1);
+        await Task.WhenAll(busy.Concat(quiet));
+        Assert.Equal(0, admission.InFlight);
+        var again = new TaskCompletionSource<int>();
+        var quietNow = Enumerable.Range(0, 4).Select(i => admission.RunAsync("quiet", $"k{i}", () => again.Task)).ToList();
+        var busyNow = Enumerable.Range(0, 4).Select(i => admission.RunAsync("busy", $"k{i}", () => again.Task)).ToList();
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("busy", "k4", () => Task.FromResult(0)));
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("quiet", "k4", () => Task.FromResult(0)));
+        // The same key of two tenants is two claims: two slots.
+        Assert.Equal(8, admission.InFlight);
+        again.SetResult(2);
+        await Task.WhenAll(quietNow.Concat(busyNow));
+    }
+
+    [Fact]
+    public void A_share_never_falls_below_the_reserve_nor_a_tiny_limit_below_one()
+    {
+        Assert.Equal(240, new AcquireAdmission(256, 16).FairShare(1));
+        Assert.Equal(120, new AcquireAdmission(256, 16).FairShare(2));
+        Assert.Equal(16, new AcquireAdmission(256, 16).FairShare(100));
+        Assert.Equal(1, new AcquireAdmission(1, 16).FairShare(1));
     }
 
     [Fact]
@@ -50,7 +95,7 @@ public sealed class AdmissionTests
     {
         var admission = new AcquireAdmission(maxInFlight: 0);
         var held = new TaskCompletionSource<int>();
-        var calls = Enumerable.Range(0, 100).Select(i => admission.RunAsync($"k{i}", () => held.Task)).ToList();
+        var calls = Enumerable.Range(0, 100).Select(i => admission.RunAsync("t", $"k{i}", () => held.Task)).ToList();
         Assert.Equal(100, admission.InFlight);
         held.SetResult(7);
         Assert.All(await Task.WhenAll(calls), r => Assert.Equal(7, r));

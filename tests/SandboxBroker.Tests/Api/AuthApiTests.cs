@@ -86,27 +86,46 @@ public sealed class AuthApiTests(ApiFixture fixture)
     public async Task A_tenant_never_reads_or_changes_another_tenants_claims_or_sandboxes()
     {
         var alice = Gateway.Client(await Gateway.MintTokenAsync(ApiFixture.NewTenant()));
-        var mallory = Gateway.Client(await Gateway.MintTokenAsync(ApiFixture.NewTenant()));
+        var malloryTenant = ApiFixture.NewTenant();
+        var mallory = Gateway.Client(await Gateway.MintTokenAsync(malloryTenant));
         var key = ApiFixture.NewKey("github:alice/repo#");
         var url = $"/v1/claims/{ApiAssert.Key(key)}";
         using var acquired = await alice.PutAsJsonAsync(url, new { });
         Assert.Equal(HttpStatusCode.Created, acquired.StatusCode);
         var sandboxId = (await acquired.JsonAsync()).Str("sandbox_id");
 
-        await (await mallory.PutAsJsonAsync(url, new { })).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
-        await (await mallory.GetAsync(url)).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
-        await (await mallory.PostAsync($"{url}/touch", null)).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
-        await (await mallory.PostAsJsonAsync($"{url}/extend", new { ttl_seconds = 60 })).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
-        await (await mallory.GetAsync($"{url}/history")).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
-        await (await mallory.DeleteAsync(url)).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        // Alice's key is not in Mallory's namespace: every answer is the one an unused key gets, and none names Alice's.
+        var unused = $"/v1/claims/{ApiAssert.Key(ApiFixture.NewKey("github:alice/repo#"))}";
+        foreach (var (what, send) in new (string, Func<string, Task<HttpResponseMessage>>)[]
+                 {
+                     ("get", u => mallory.GetAsync(u)),
+                     ("touch", u => mallory.PostAsync($"{u}/touch", null)),
+                     ("extend", u => mallory.PostAsJsonAsync($"{u}/extend", new { ttl_seconds = 60 })),
+                     ("history", u => mallory.GetAsync($"{u}/history")),
+                     ("release", u => mallory.DeleteAsync(u)),
+                 })
+        {
+            using var theirs = await send(url);
+            using var nobodys = await send(unused);
+            Assert.True(theirs.StatusCode == nobodys.StatusCode, $"{what}: {theirs.StatusCode} for another tenant's key, {nobodys.StatusCode} for an unused one");
+            Assert.Equal((await nobodys.JsonAsync()).GetProperty("error").Str("code"), (await theirs.JsonAsync()).GetProperty("error").Str("code"));
+            Assert.DoesNotContain(sandboxId, await theirs.Content.ReadAsStringAsync());
+        }
         await (await mallory.GetAsync($"/v1/sandboxes/{sandboxId}")).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
+        // Only an admin may name another tenant's namespace.
+        await (await mallory.GetAsync($"{url}?tenant={malloryTenant}x")).AssertErrorAsync(HttpStatusCode.Forbidden, "FORBIDDEN");
 
-        // Alice still holds it; her list shows it, Mallory's does not; the admin sees it.
-        Assert.Equal(HttpStatusCode.OK, (await alice.GetAsync(url)).StatusCode);
+        // Mallory acquiring the same key gets a claim of her own, with another sandbox; Alice keeps hers.
+        using var mine = await mallory.PutAsJsonAsync(url, new { });
+        Assert.Equal(HttpStatusCode.Created, mine.StatusCode);
+        Assert.NotEqual(sandboxId, (await mine.JsonAsync()).Str("sandbox_id"));
+        Assert.Equal(sandboxId, (await (await alice.GetAsync(url)).JsonAsync()).Str("sandbox_id"));
         Assert.Equal(HttpStatusCode.OK, (await alice.GetAsync($"/v1/sandboxes/{sandboxId}")).StatusCode);
         await Eventually.TrueAsync(async () => (await alice.GetStringAsync("/v1/sandboxes?limit=500")).Contains(sandboxId), "alice's listing shows her sandbox");
         Assert.DoesNotContain(sandboxId, await mallory.GetStringAsync("/v1/sandboxes?limit=500"));
-        Assert.Equal(HttpStatusCode.OK, (await Gateway.Admin().GetAsync(url)).StatusCode);
+        // The admin reaches Alice's claim by naming her tenant.
+        var aliceTenant = (await (await alice.GetAsync(url)).JsonAsync()).Str("tenant");
+        Assert.Equal(sandboxId, (await (await Gateway.Admin().GetAsync($"{url}?tenant={aliceTenant}")).JsonAsync()).Str("sandbox_id"));
     }
 }
 

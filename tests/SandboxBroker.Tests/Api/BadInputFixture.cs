@@ -129,6 +129,7 @@ public sealed class BadInputFixture : IAsyncLifetime
             await ReadAsync($"/v1/claims/{ApiAssert.Key(FreshTrack)}/history"),
             await ReadAsync($"/v1/pools/{FreshPool}"),
             await ReadAsync($"/v1/admin/tokens?tenant={FreshTenant}"),
+            await ReadAsync($"/v1/admin/tenants/{FreshTenant}/quota"),
             await ReadAsync("/v1/admin/stats"),
             await ReadAsync("/v1/pools"),
             await ReadAsync("/v1/sandboxes?limit=500"),

@@ -479,6 +479,7 @@ public sealed class BadInputTests(BadInputFixture fixture, ITestOutputHelper out
         "name" => op.Method == "PUT" ? fixture.FreshPool : "default",
         "tokenId" => fixture.VictimTokenId,
         "deliveryId" => fixture.DeliveryId,
+        "tenant" => fixture.FreshTenant,
         _ => throw new InvalidOperationException($"the sweep has no good value for path parameter '{parameter}' of {op}: add one"),
     };
 
@@ -496,6 +497,7 @@ public sealed class BadInputTests(BadInputFixture fixture, ITestOutputHelper out
         "AcquireBody" or "PoolBody" => "{}"u8.ToArray(),
         "ExtendBody" => "{\"ttl_seconds\":60}"u8.ToArray(),
         "CreateTokenBody" => Encoding.UTF8.GetBytes($"{{\"tenant\":\"{fixture.FreshTenant}\"}}"),
+        "TenantQuotaBody" => "{\"max_active_leases\":1,\"allowed_pools\":[\"default\"]}"u8.ToArray(),
         _ => throw new InvalidOperationException($"the sweep has no good body for {op} ({op.BodySchema}): add one"),
     };
 

@@ -28,6 +28,8 @@ public sealed class OpenApiTests(ApiFixture fixture)
         Assert.True(!served.Except(documented).Any(), "undocumented: " + string.Join(", ", served.Except(documented)));
         Assert.Contains("PUT /v1/claims/{key}", documented);
         Assert.Contains("POST /v1/allocate", documented);
+        Assert.Contains("PUT /v1/admin/tenants/{tenant}/quota", documented);
+        Assert.Contains(document.Paths["/v1/claims/{key}"].Operations![System.Net.Http.HttpMethod.Get].Parameters!, p => p.Name == "tenant");
         Assert.True(document.Components!.SecuritySchemes!.ContainsKey("bearer"));
         var webhook = document.Paths["/v1/webhooks/github"].Operations![System.Net.Http.HttpMethod.Post];
         Assert.NotNull(webhook.Security);

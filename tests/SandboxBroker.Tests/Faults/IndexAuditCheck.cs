@@ -51,6 +51,11 @@ public sealed class IndexAuditCheck(string connectionString, HttpClient admin, A
         findings.Count == 0 ? "" : ": " + string.Join(", ", findings.GroupBy(f => f.Kind).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"));
 
     /// <summary>The ids the index knows: every sandbox row (warm ones the storm never saw too) and the storm's claims' sandboxes.</summary>
+    /// <summary>The storm acts with the admin token, so its keys are the admin tenant's: the index and audit log know them by claim id.</summary>
+    private static string ClaimIdOf(string key) => ClaimId.Of("admin", key);
+
+    private static string KeyOf(string claimId) => ClaimId.Parse(claimId).ClaimKey;
+
     private static async Task<HashSet<string>> IndexedSandboxIdsAsync(NpgsqlDataSource dataSource, IReadOnlyCollection<string> keys)
     {
         var ids = new HashSet<string>(StringComparer.Ordinal);
@@ -59,7 +64,7 @@ public sealed class IndexAuditCheck(string connectionString, HttpClient admin, A
             UNION
             SELECT sandbox_id FROM broker_claims WHERE claim_key = ANY($1) AND sandbox_id IS NOT NULL
             """);
-        command.Parameters.Add(new NpgsqlParameter { Value = keys.ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = keys.Select(ClaimIdOf).ToArray() });
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
@@ -95,6 +100,7 @@ public sealed class IndexAuditCheck(string connectionString, HttpClient admin, A
         });
 
         var keyArray = keys.ToArray();
+        var claimIds = keys.Select(ClaimIdOf).ToArray();
         var idArray = ids.ToArray();
         var leaseEvents = new List<LeaseAuditRow>();
         await using (var command = dataSource.CreateCommand("""
@@ -102,11 +108,11 @@ public sealed class IndexAuditCheck(string connectionString, HttpClient admin, A
                          WHERE entity_type = 'claim' AND entity_id = ANY($1) AND event IN ('lease.acquired', 'lease.released', 'lease.expired')
                          """))
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = keyArray });
+            command.Parameters.Add(new NpgsqlParameter { Value = claimIds });
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                leaseEvents.Add(new LeaseAuditRow(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                leaseEvents.Add(new LeaseAuditRow(KeyOf(reader.GetString(0)), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
                     !reader.IsDBNull(3) && long.TryParse(reader.GetString(3), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var lease) ? lease : null));
             }
         }
@@ -128,11 +134,11 @@ public sealed class IndexAuditCheck(string connectionString, HttpClient admin, A
         var claimIndex = new Dictionary<string, ClaimIndexRow>(StringComparer.Ordinal);
         await using (var command = dataSource.CreateCommand("SELECT claim_key, status, sandbox_id FROM broker_claims WHERE claim_key = ANY($1)"))
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = keyArray });
+            command.Parameters.Add(new NpgsqlParameter { Value = claimIds });
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                claimIndex[reader.GetString(0)] = new ClaimIndexRow(reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+                claimIndex[KeyOf(reader.GetString(0))] = new ClaimIndexRow(reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
             }
         }
         var sandboxIndex = new Dictionary<string, string>(StringComparer.Ordinal);

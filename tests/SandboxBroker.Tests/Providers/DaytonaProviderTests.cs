@@ -127,7 +127,7 @@ public sealed class DaytonaProviderTests
             daytona.SetState(warm.Id, "paused"); // paused while they waited
         }
 
-        var first = await broker.Grains.GetGrain<IClaimGrain>("track:dt/1").Acquire(new AcquireRequest("dt", "t", "o"));
+        var first = await broker.Grains.GetClaim("t", "track:dt/1").Acquire(new AcquireRequest("dt", "t", "o"));
 
         Assert.Equal(AcquireOutcome.Warm, first.Outcome);
         var started = daytona.Find(first.Sandbox.ExternalId!)!;
@@ -137,7 +137,7 @@ public sealed class DaytonaProviderTests
         var waiting = await broker.Grains.GetGrain<ISandboxGrain>(await OldestReady(broker)).Get();
         daytona.SetState(waiting!.ExternalId!, "error", "disk full");
 
-        var second = await broker.Grains.GetGrain<IClaimGrain>("track:dt/2").Acquire(new AcquireRequest("dt", "t", "o"));
+        var second = await broker.Grains.GetClaim("t", "track:dt/2").Acquire(new AcquireRequest("dt", "t", "o"));
 
         Assert.NotEqual(waiting.SandboxId, second.Sandbox.SandboxId);
         Assert.Equal("started", daytona.Find(second.Sandbox.ExternalId!)!.State);
@@ -157,15 +157,15 @@ public sealed class DaytonaProviderTests
         await using var broker = await BrokerCluster.StartAsync(silos: 1, settings);
         daytona.Hang = true;
 
-        var error = await Assert.ThrowsAsync<BrokerException>(() => broker.Grains.GetGrain<IClaimGrain>("track:dt/hang-1").Acquire(new AcquireRequest("dt", "t", "o")));
+        var error = await Assert.ThrowsAsync<BrokerException>(() => broker.Grains.GetClaim("t", "track:dt/hang-1").Acquire(new AcquireRequest("dt", "t", "o")));
 
         Assert.Equal(ErrorCodes.ProviderUnavailable, error.Code);
         Assert.Contains("circuit breaker is open", error.Message, StringComparison.Ordinal);
         var calls = daytona.Requests.Count;
-        var again = await Assert.ThrowsAsync<BrokerException>(() => broker.Grains.GetGrain<IClaimGrain>("track:dt/hang-2").Acquire(new AcquireRequest("dt", "t", "o")));
+        var again = await Assert.ThrowsAsync<BrokerException>(() => broker.Grains.GetClaim("t", "track:dt/hang-2").Acquire(new AcquireRequest("dt", "t", "o")));
         Assert.Equal(ErrorCodes.ProviderUnavailable, again.Code);
         Assert.Equal(calls, daytona.Requests.Count); // the open breaker answered; Daytona was not called
-        Assert.Null(await broker.Grains.GetGrain<IClaimGrain>("track:dt/hang-2").Get());
+        Assert.Null(await broker.Grains.GetClaim("t", "track:dt/hang-2").Get());
     }
 
     /// <summary>The pool hands out its oldest ready sandbox first; the index says which that is.</summary>

@@ -189,8 +189,8 @@ public sealed class PostgresSchemaProviderTests
         settings["Broker:Pools:pg:MinReady"] = "0";
         await using var broker = await BrokerCluster.StartAsync(silos: 1, settings);
         var provider = broker.SiloService<SandboxProviderRegistry>().Get("postgres-schema");
-        var claimA = broker.Grains.GetGrain<IClaimGrain>("track:pg/a");
-        var claimB = broker.Grains.GetGrain<IClaimGrain>("track:pg/b");
+        var claimA = broker.Grains.GetClaim("t", "track:pg/a");
+        var claimB = broker.Grains.GetClaim("t", "track:pg/b");
         var a = await claimA.Acquire(new AcquireRequest("pg", "t", "o"));
         var b = await claimB.Acquire(new AcquireRequest("pg", "t", "o"));
         try

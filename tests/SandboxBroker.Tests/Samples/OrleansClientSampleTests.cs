@@ -28,20 +28,30 @@ public sealed partial class OrleansClientSampleTests(SiloProcessFixture silo)
         Assert.Equal("released", released["status"]);
 
         // What the broker stored: the released lease is the key's history, under the tenant the sample acted for.
-        var stored = await silo.Database.ScalarAsync<string>("SELECT tenant || ' ' || status FROM broker_claims WHERE claim_key = $1", key);
+        var stored = await silo.Database.ScalarAsync<string>("SELECT tenant || ' ' || status FROM broker_claims WHERE claim_key = $1", ClaimId.Of("acme", key));
         Assert.Equal("acme released", stored);
     }
 
     [Fact]
-    public async Task Another_tenant_is_refused_the_key_and_the_exit_code_says_so()
+    public async Task Another_tenants_same_key_is_another_claim_and_a_refusal_has_its_exit_code()
     {
         var key = $"track:lab-7/student-{Random.Shared.Next(1, 1_000_000)}";
         var (code, error, output) = await silo.RunSampleAsync("--tenant", "acme", "--key", key, "--keep", "true");
         Assert.True(code == 0, $"exit {code}: {error}\n{output}");
+        var acme = Line(output.Split('\n', StringSplitOptions.TrimEntries), "acquired", key);
 
-        (code, error, _) = await silo.RunSampleAsync("--tenant", "globex", "--key", key);
+        // The same key for another tenant: its own claim and its own sandbox; acme's lease is untouched.
+        (code, error, output) = await silo.RunSampleAsync("--tenant", "globex", "--key", key);
+        Assert.True(code == 0, $"exit {code}: {error}\n{output}");
+        var globex = Line(output.Split('\n', StringSplitOptions.TrimEntries), "acquired", key);
+        Assert.NotEqual(acme["sandbox"], globex["sandbox"]);
+        Assert.Equal("acme active", await silo.Database.ScalarAsync<string>(
+            "SELECT tenant || ' ' || status FROM broker_claims WHERE claim_key = $1", ClaimId.Of("acme", key)));
+
+        // A refusal (a pool that does not exist) exits 1 with the broker's code.
+        (code, error, _) = await silo.RunSampleAsync("--tenant", "acme", "--key", key + "-x", "--pool", "no-such-pool");
         Assert.Equal(1, code);
-        Assert.StartsWith("orleans-client: FORBIDDEN", error);
+        Assert.StartsWith("orleans-client: NOT_FOUND", error);
     }
 
     private static Dictionary<string, string> Line(string[] lines, string verb, string key)

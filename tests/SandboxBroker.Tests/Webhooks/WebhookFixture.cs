@@ -7,6 +7,8 @@ namespace SandboxBroker.Tests.Webhooks;
 public sealed class WebhookFixture : IAsyncLifetime
 {
     public const string Repository = "octo/hooks";
+    /// <summary>The webhook's tenant (Webhooks:GitHub:Tenant's default): its claims and names are in this namespace.</summary>
+    public const string Tenant = "github";
     public const string Secret = "fixture-secret";
     public const string OldSecret = "fixture-secret-before-rotation";
 

@@ -30,7 +30,7 @@ public sealed class WebhookRestartTests
         Assert.Equal(1, processed.GetProperty("attempts").GetInt32());
         Assert.Single(WebhookFixture.ProviderSandboxesNamed(broker, $"claude-issue-{number}"));
         Assert.Equal(1L, await broker.Database.ScalarAsync<long>(
-            "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", key));
+            "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", ClaimId.Of(WebhookFixture.Tenant, key)));
         Assert.Equal(1, (await broker.Grains.GetGrain<IGitHubIssueGrain>(key).GetState()).RememberedDeliveries);
     }
 }

@@ -22,7 +22,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
 
     private async Task<JsonElement?> ActiveClaimAsync(string key)
     {
-        using var response = await _admin.GetAsync($"/v1/claims/{ApiAssert.Key(key)}");
+        using var response = await _admin.GetAsync($"/v1/claims/{ApiAssert.Key(key)}?tenant={WebhookFixture.Tenant}");
         return response.StatusCode == HttpStatusCode.NotFound ? null : await response.JsonAsync();
     }
 
@@ -62,7 +62,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         Assert.Equal(Repo, claim.Value.GetProperty("labels").Str(IssueEventMapper.LabelRepository));
         Assert.Equal(number.ToString(), claim.Value.GetProperty("labels").Str(IssueEventMapper.LabelIssue));
         Assert.Equal(claim.Value.Str("sandbox_id"), Assert.Single(SandboxesNamed($"claude-issue-{number}")));
-        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", key));
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", ClaimId.Of(WebhookFixture.Tenant, key)));
         var outcomes = await Task.WhenAll(ids.Take(5).Select(id => _github.GetDeliveryAsync(id)));
         Assert.All(outcomes, o => Assert.StartsWith(key, o!.Value.Str("outcome")));
     }
@@ -83,7 +83,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         Assert.Equal(1, delivery.GetProperty("attempts").GetInt32());
         Assert.Equal(19, delivery.GetProperty("redeliveries").GetInt32());
         Assert.Single(SandboxesNamed($"claude-issue-{number}"));
-        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", key));
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", ClaimId.Of(WebhookFixture.Tenant, key)));
         Assert.Equal(1, (await fixture.Broker.Grains.GetGrain<IGitHubIssueGrain>(key).GetState()).RememberedDeliveries);
 
         // A redelivery of the processed delivery: answered, no second effect.
@@ -122,7 +122,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         Assert.Contains("stale event", (await _github.WaitForAsync(tie, "ignored")).Str("outcome"));
         Assert.Null(await ActiveClaimAsync(key));
         Assert.Empty(SandboxesNamed(name));
-        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", key));
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", ClaimId.Of(WebhookFixture.Tenant, key)));
 
         var reopened = GitHubSender.NewDeliveryId();
         await _github.DeliverAsync("issues", reopened, GitHubSender.IssuePayload("reopened", Repo, number, T0.AddMinutes(10)));
@@ -224,10 +224,11 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
     [Fact]
     public async Task A_failed_delivery_is_listed_with_its_error_and_processed_when_redelivered_or_retried()
     {
-        // The sandbox name is taken by another claim: the webhook's acquire fails with CONFLICT until it is freed.
+        // The sandbox name is taken by another claim of the webhook's tenant (names are unique per tenant): the webhook's
+        // acquire fails with CONFLICT until it is freed.
         var number = WebhookFixture.NewIssueNumber();
         var blocker = $"test:blocker-{number}";
-        using (var block = await _admin.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key(blocker)}", new { name = $"claude-issue-{number}" }))
+        using (var block = await _admin.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key(blocker)}?tenant={WebhookFixture.Tenant}", new { name = $"claude-issue-{number}" }))
         {
             Assert.Equal(HttpStatusCode.Created, block.StatusCode);
         }
@@ -245,7 +246,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
             Assert.All(items, d => Assert.Equal("failed", d.Str("status")));
         }
 
-        Assert.Equal(HttpStatusCode.OK, (await _admin.DeleteAsync($"/v1/claims/{ApiAssert.Key(blocker)}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _admin.DeleteAsync($"/v1/claims/{ApiAssert.Key(blocker)}?tenant={WebhookFixture.Tenant}")).StatusCode);
         var redelivered = await _github.DeliverAsync("issues", id, body);
         Assert.False(redelivered.GetProperty("duplicate").GetBoolean());
         Assert.Equal("received", redelivered.Str("status"));
@@ -256,11 +257,11 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         // The same, through the admin retry.
         var number2 = WebhookFixture.NewIssueNumber();
         var blocker2 = $"test:blocker-{number2}";
-        (await _admin.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key(blocker2)}", new { name = $"claude-issue-{number2}" })).Dispose();
+        (await _admin.PutAsJsonAsync($"/v1/claims/{ApiAssert.Key(blocker2)}?tenant={WebhookFixture.Tenant}", new { name = $"claude-issue-{number2}" })).Dispose();
         var id2 = GitHubSender.NewDeliveryId();
         await _github.DeliverAsync("issues", id2, GitHubSender.IssuePayload("opened", Repo, number2, T0));
         await _github.WaitForAsync(id2, "failed");
-        (await _admin.DeleteAsync($"/v1/claims/{ApiAssert.Key(blocker2)}")).Dispose();
+        (await _admin.DeleteAsync($"/v1/claims/{ApiAssert.Key(blocker2)}?tenant={WebhookFixture.Tenant}")).Dispose();
         using (var retry = await _admin.PostAsync($"/v1/admin/webhooks/deliveries/{id2}/retry", null))
         {
             Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
