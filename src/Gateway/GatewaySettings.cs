@@ -20,6 +20,14 @@ public sealed class GatewaySettings
 
     public const int DefaultMinAcquiresInFlightPerTenant = 16;
 
+    public const int DefaultMaxRepeatsInFlight = 4096;
+
+    /// <summary>
+    /// Acquires of claims this gateway last saw holding a lease (likely repeats, answered from the grain's memory) that may
+    /// wait on the cluster at once, beside <see cref="MaxAcquiresInFlight"/>; 0: no limit.
+    /// </summary>
+    public int MaxRepeatsInFlight { get; set; } = DefaultMaxRepeatsInFlight;
+
     /// <summary>
     /// Of <see cref="MaxAcquiresInFlight"/>, the slots a tenant can always get and that one busy tenant leaves free for
     /// others: each tenant's share is the total minus this, divided by the tenants with an acquire in flight, and never

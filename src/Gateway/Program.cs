@@ -72,7 +72,12 @@ public static class Program
         {
             throw new InvalidOperationException($"Gateway:MinAcquiresInFlightPerTenant must be 1 or more, not {settings.MinAcquiresInFlightPerTenant}");
         }
-        builder.Services.AddSingleton(new AcquireAdmission(settings.MaxAcquiresInFlight, settings.MinAcquiresInFlightPerTenant));
+        if (settings.MaxRepeatsInFlight < 0)
+        {
+            throw new InvalidOperationException($"Gateway:MaxRepeatsInFlight must be 0 (no limit) or more, not {settings.MaxRepeatsInFlight}");
+        }
+        builder.Services.AddSingleton(sp => new AcquireAdmission(settings.MaxAcquiresInFlight, settings.MinAcquiresInFlightPerTenant,
+            new RecentLeases(sp.GetRequiredService<TimeProvider>()), settings.MaxRepeatsInFlight));
         builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
         builder.AddGatewayTelemetry();
         AddApi(builder.Services, configuration);

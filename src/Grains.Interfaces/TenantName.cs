@@ -3,8 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 namespace SandboxBroker;
 
 /// <summary>
-/// What a tenant may be called: the rule quotas and claim grain ids check (the same as the gateway's token rule,
-/// TokenRules.Tenant, which should call this one).
+/// What a tenant may be called: the one rule tokens, quotas and claim grain ids check.
 /// </summary>
 public static class TenantName
 {

@@ -24,11 +24,10 @@ public sealed class ApiTokenStore(NpgsqlDataSource dataSource, TimeProvider time
     public const string SecretPrefix = "sbk_";
     public static readonly IReadOnlyList<string> KnownScopes = ["claims", "admin"];
 
-    public const string TenantRule = "tenant is 1-63 characters of a-z, 0-9, '-' and '_'";
+    public const string TenantRule = TenantName.Rule;
 
     /// <summary>What a tenant name may be (a token's tenant becomes the claims' tenant).</summary>
-    public static bool IsValidTenant(string? tenant) =>
-        tenant is { Length: > 0 and <= 63 } t && t.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '-' or '_');
+    public static bool IsValidTenant(string? tenant) => TenantName.IsValid(tenant);
 
     public static byte[] Hash(string secret) => SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(secret));
 

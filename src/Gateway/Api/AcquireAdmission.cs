@@ -17,9 +17,22 @@ namespace SandboxBroker.Gateway.Api;
 /// always finds room, and as soon as it is active the others' shares shrink: acquires finish in milliseconds, so the
 /// shares are even again almost at once. Refusals are immediate, as for the total.
 /// </para>
+/// <para>
+/// Repeats go in a lane of their own: an acquire of a claim this gateway last saw holding a lease (<see cref="RecentLeases"/>)
+/// is answered by the grain from memory, so it does not take one of the slots above, which are sized for new leases
+/// (Postgres writes and a sandbox each); at most <c>maxRepeatsInFlight</c> such acquires wait at once (0: no limit).
+/// Otherwise repeats of many keys fill the slots and are refused while the cluster is idle, or the slots must be so many
+/// that new leases beyond the cluster's capacity queue instead of being refused.
+/// </para>
 /// </summary>
-public sealed class AcquireAdmission(int maxInFlight, int minPerTenant = GatewaySettings.DefaultMinAcquiresInFlightPerTenant)
+public sealed class AcquireAdmission(
+    int maxInFlight,
+    int minPerTenant = GatewaySettings.DefaultMinAcquiresInFlightPerTenant,
+    RecentLeases? recent = null,
+    int maxRepeatsInFlight = GatewaySettings.DefaultMaxRepeatsInFlight)
 {
+    private int _repeatsInFlight;
+
     private readonly Lock _gate = new();
     /// <summary>Callers waiting per claim id ({tenant}/{key}).</summary>
     private readonly Dictionary<string, int> _waiting = new(StringComparer.Ordinal);
@@ -39,15 +52,32 @@ public sealed class AcquireAdmission(int maxInFlight, int minPerTenant = Gateway
     }
 
     /// <summary>How every acquire through the REST API reaches the cluster: admitted, then retried on a concurrent update.</summary>
-    public Task<AcquireResult> AcquireAsync(IClusterClient client, string tenant, string claimKey, AcquireRequest request, CancellationToken ct) =>
-        RunAsync(tenant, claimKey, () => ApiRoutes.CallAsync(() => client.GetClaim(tenant, claimKey).Acquire(request), ct));
+    public async Task<AcquireResult> AcquireAsync(IClusterClient client, string tenant, string claimKey, AcquireRequest request, CancellationToken ct)
+    {
+        var result = await RunAsync(tenant, claimKey, () => ApiRoutes.CallAsync(() => client.GetClaim(tenant, claimKey).Acquire(request), ct));
+        if (result.Lease.Status == LeaseStatus.Active)
+        {
+            Remember(tenant, claimKey, result.Lease.ExpiresAt);
+        }
+        return result;
+    }
+
+    /// <summary>The claim holds a lease until <paramref name="until"/> at the latest: its next acquire is likely a repeat.</summary>
+    public void Remember(string tenant, string claimKey, DateTimeOffset until) => recent?.Remember(ClaimId.Of(tenant, claimKey), until);
+
+    /// <summary>The lease of the claim ended through this gateway: its next acquire is a new lease.</summary>
+    public void Ended(string tenant, string claimKey) => recent?.Forget(ClaimId.Of(tenant, claimKey));
 
     public async Task<T> RunAsync<T>(string tenant, string claimKey, Func<Task<T>> acquire)
     {
         var claimId = ClaimId.Of(tenant, claimKey);
+        if (recent is not null && recent.IsLikelyActive(claimId))
+        {
+            return await RunRepeatAsync(acquire);
+        }
         if (Enter(tenant, claimId) is { } refusal)
         {
-            throw new ApiError(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Overloaded, refusal, RetryAfterSeconds: 1).ToException();
+            throw Overloaded(refusal);
         }
         try
         {
@@ -58,6 +88,26 @@ public sealed class AcquireAdmission(int maxInFlight, int minPerTenant = Gateway
             Exit(tenant, claimId);
         }
     }
+
+    private async Task<T> RunRepeatAsync<T>(Func<Task<T>> acquire)
+    {
+        if (Interlocked.Increment(ref _repeatsInFlight) > maxRepeatsInFlight && maxRepeatsInFlight > 0)
+        {
+            Interlocked.Decrement(ref _repeatsInFlight);
+            throw Overloaded($"the broker is at capacity ({maxRepeatsInFlight} repeated acquires in flight on this gateway); retry shortly");
+        }
+        try
+        {
+            return await acquire();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _repeatsInFlight);
+        }
+    }
+
+    private static ApiErrorException Overloaded(string reason) =>
+        new ApiError(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Overloaded, reason, RetryAfterSeconds: 1).ToException();
 
     /// <summary>Null when admitted; otherwise why not.</summary>
     private string? Enter(string tenant, string claimId)

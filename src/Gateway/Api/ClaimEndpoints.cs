@@ -110,14 +110,17 @@ public static class ClaimEndpoints
         return ApiRoutes.Json(ClaimView.From(lease));
     }
 
-    private static async Task<IResult> Release(string key, string? reason, string? tenant, HttpContext context, IClusterClient client, BrokerMetrics metrics)
+    private static async Task<IResult> Release(string key, string? reason, string? tenant, HttpContext context, IClusterClient client, BrokerMetrics metrics,
+        AcquireAdmission admission)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
-        var grain = client.GetClaim(TenantOf(context, tenant), claimKey);
+        var owner = TenantOf(context, tenant);
+        var grain = client.GetClaim(owner, claimKey);
         if (reason is { Length: > 200 })
         {
             throw ApiError.BadRequest("reason", "reason is at most 200 characters").ToException();
         }
+        admission.Ended(owner, claimKey);
         var ended = await ApiRoutes.CallAsync(() => grain.Release(string.IsNullOrWhiteSpace(reason) ? "released through the API" : reason), context.RequestAborted);
         if (ended is not null)
         {

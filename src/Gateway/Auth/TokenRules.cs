@@ -7,9 +7,7 @@ namespace SandboxBroker.Gateway.Auth;
 public static class TokenRules
 {
     public static string Tenant(string? tenant) =>
-        tenant is { Length: > 0 and <= 63 } t && t.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '-' or '_')
-            ? t
-            : throw ApiError.BadRequest("tenant", "tenant is 1-63 characters of a-z, 0-9, '-' and '_'").ToException();
+        TenantName.IsValid(tenant) ? tenant : throw ApiError.BadRequest("tenant", TenantName.Rule).ToException();
 
     /// <summary>
     /// A tenant a token may be minted for: not <see cref="Caller.AdminTenant"/> (the environment admin token's, so an

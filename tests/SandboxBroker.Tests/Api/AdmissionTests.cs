@@ -46,6 +46,42 @@ public sealed class AdmissionTests
     }
 
     [Fact]
+    public async Task Repeats_of_leased_claims_do_not_take_the_new_lease_slots_and_end_when_the_lease_ends()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+        var admission = new AcquireAdmission(maxInFlight: 1, recent: new RecentLeases(clock), maxRepeatsInFlight: 2);
+        var recent = Enumerable.Range(0, 3).Select(i => $"leased-{i}").ToList();
+        foreach (var key in recent)
+        {
+            admission.Remember("t", key, clock.GetUtcNow().AddHours(1));
+        }
+        var held = new TaskCompletionSource<int>();
+        var newLease = admission.RunAsync("t", "new-0", () => held.Task);
+
+        // The one new-lease slot is taken; repeats of leased claims still go, up to their own lane's limit.
+        var repeats = recent.Take(2).Select(key => admission.RunAsync("t", key, () => held.Task)).ToList();
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", "new-1", () => Task.FromResult(0)));
+        var full = await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", recent[2], () => Task.FromResult(0)));
+        Assert.Contains("repeated", full.Error.Message);
+        held.SetResult(1);
+        await Task.WhenAll(repeats.Append(newLease));
+
+        // A lease that ended through this gateway, or whose deadline passed, is a new lease again: it takes the slot.
+        admission.Ended("t", recent[0]);
+        var slot = new TaskCompletionSource<int>();
+        var again = admission.RunAsync("t", recent[0], () => slot.Task);
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", "new-2", () => Task.FromResult(0)));
+        slot.SetResult(2);
+        await again;
+        clock.Advance(TimeSpan.FromHours(2));
+        var late = new TaskCompletionSource<int>();
+        var expired = admission.RunAsync("t", recent[1], () => late.Task);
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", "new-3", () => Task.FromResult(0)));
+        late.SetResult(3);
+        await expired;
+    }
+
+    [Fact]
     public async Task One_busy_tenant_cannot_take_every_slot_and_a_second_tenant_gets_its_share_at_once()
     {
         var admission = new AcquireAdmission(maxInFlight: 10, minPerTenant: 2);
