@@ -14,8 +14,8 @@ public sealed class AuditRetentionTests
         });
         var db = broker.Database;
         var key = $"test:audit-{Guid.NewGuid():N}";
-        await broker.Grains.GetGrain<IClaimGrain>(key).Acquire(new AcquireRequest("default", "t", "o"));
-        var recent = await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1", key);
+        await broker.Grains.GetClaim("t", key).Acquire(new AcquireRequest("default", "t", "o"));
+        var recent = await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1", ClaimId.Of("t", key));
         Assert.True(recent > 0);
 
         var old = $"test:old-{Guid.NewGuid():N}";
@@ -32,7 +32,7 @@ public sealed class AuditRetentionTests
         await Eventually.TrueAsync(async () => await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1", old) == 0,
             "the rows older than 30 days are deleted");
         Assert.True(await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log") < before);
-        Assert.Equal(recent, await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1", key));
+        Assert.Equal(recent, await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1", ClaimId.Of("t", key)));
         Assert.Equal(0, await broker.Grains.GetGrain<IAuditRetentionGrain>(IAuditRetentionGrain.Key).Prune());
     }
 
@@ -41,14 +41,14 @@ public sealed class AuditRetentionTests
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
         var key = $"test:touch-{Guid.NewGuid():N}";
-        var claim = broker.Grains.GetGrain<IClaimGrain>(key);
+        var claim = broker.Grains.GetClaim("t", key);
         await claim.Acquire(new AcquireRequest("default", "t", "o"));
         for (var i = 0; i < 20; i++)
         {
             await claim.Touch();
         }
         Assert.Equal(1, await broker.Database.ScalarAsync<long>(
-            "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.touched'", key));
+            "SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.touched'", ClaimId.Of("t", key)));
         // Every touch still counts as activity.
         var lease = await claim.Get();
         Assert.NotNull(lease);

@@ -52,7 +52,7 @@ public sealed class LocalProviderTests : IDisposable
         await provider.StopAsync(warm, null, CancellationToken.None);
         Assert.Equal(ProviderSandboxState.Stopped, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
 
-        var lease = await broker.Grains.GetGrain<IClaimGrain>("track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
+        var lease = await broker.Grains.GetClaim("t", "track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
 
         Assert.Equal((AcquireOutcome.Warm, warm), (lease.Outcome, lease.Sandbox.SandboxId));
         Assert.Equal(ProviderSandboxState.Running, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);

@@ -9,6 +9,7 @@ namespace SandboxBroker.Silo.Metrics;
 public sealed class AcquireCallFilter(ClaimMetrics metrics) : IIncomingGrainCallFilter
 {
     public const string ClaimKeyTag = "sandboxbroker.claim_key";
+    public const string TenantTag = "sandboxbroker.tenant";
 
     public async Task Invoke(IIncomingGrainCallContext context)
     {
@@ -17,7 +18,12 @@ public sealed class AcquireCallFilter(ClaimMetrics metrics) : IIncomingGrainCall
             await context.Invoke();
             return;
         }
-        Activity.Current?.SetTag(ClaimKeyTag, context.TargetId.Key.ToString());
+        if (Activity.Current is { } span)
+        {
+            // The grain's id is {tenant}/{claim key}: the key as the gateway's span names it, and the tenant beside it.
+            var (tenant, claimKey) = ClaimId.Parse(context.TargetId.Key.ToString()!);
+            span.SetTag(ClaimKeyTag, claimKey).SetTag(TenantTag, tenant);
+        }
         var started = Stopwatch.GetTimestamp();
         string outcome;
         try

@@ -60,13 +60,13 @@ public sealed class ClientApiTests(ApiFixture fixture) : IDisposable
         Assert.Equal(BrokerErrorCodes.Unauthenticated, unauthenticated.Code);
         Assert.False(unauthenticated.IsTransient);
 
-        // Another tenant's key is refused as FORBIDDEN.
+        // Another tenant's key answers as an unused one would: it is not in the caller's namespace.
         var key = ApiFixture.NewKey();
         using var owner = new SandboxBrokerClient(new Uri(fixture.Gateway.Url), await fixture.Gateway.MintTokenAsync(ApiFixture.NewTenant(), "claims"));
         using var other = new SandboxBrokerClient(new Uri(fixture.Gateway.Url), await fixture.Gateway.MintTokenAsync(ApiFixture.NewTenant(), "claims"));
         await owner.Claims.AcquireAsync(key);
-        var forbidden = await Assert.ThrowsAsync<BrokerApiException>(() => other.Claims.GetAsync(key));
-        Assert.Equal(BrokerErrorCodes.Forbidden, forbidden.Code);
+        var unseen = await Assert.ThrowsAsync<BrokerApiException>(() => other.Claims.GetAsync(key));
+        Assert.Equal((HttpStatusCode.NotFound, BrokerErrorCodes.NotFound), (unseen.Status, unseen.Code));
         await owner.Claims.ReleaseAsync(key);
     }
 

@@ -80,7 +80,7 @@ public sealed class E2BProviderTests
         settings["Broker:Pools:e2b:Provider"] = "e2b";
         settings["Broker:Pools:e2b:MinReady"] = "0";
         await using var broker = await BrokerCluster.StartAsync(silos: 1, settings);
-        var claim = broker.Grains.GetGrain<IClaimGrain>("track:e2b/long");
+        var claim = broker.Grains.GetClaim("t", "track:e2b/long");
         var reconciler = broker.Grains.GetGrain<IReconcilerGrain>("e2b");
 
         var lease = await claim.Acquire(new AcquireRequest("e2b", "t", "o", Ttl: TimeSpan.FromHours(3)));

@@ -303,7 +303,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         Assert.Null(await _github.GetDeliveryAsync(again)); // nothing new to process
         Assert.Equal(1, (await _github.GetDeliveryAsync(first))!.Value.GetProperty("redeliveries").GetInt32());
         Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_webhook_deliveries WHERE payload_sha256 = sha256(convert_to($1, 'UTF8'))", body));
-        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", key));
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM broker_audit_log WHERE entity_id = $1 AND event = 'lease.acquired'", ClaimId.Of(WebhookFixture.Tenant, key)));
     }
 
     [Fact]
