@@ -32,8 +32,20 @@ public static class BrokerServices
         services.AddSingleton<ISandboxProvider, LocalSandboxProvider>();
         services.AddConfiguredProviders(configuration);
         services.AddSingleton<SandboxProviderRegistry>();
+        var secrets = ConnectionSecrets.FromConfiguration(configuration);
+        secrets.RequireFor(ProvidersWithSecrets(configuration));
+        services.AddSingleton(secrets);
         return services;
     }
+
+    /// <summary>The configured providers whose connection details hold secrets (every one but the local provider).</summary>
+    public static IReadOnlyList<string> ProvidersWithSecrets(IConfiguration configuration) =>
+    [
+        .. configuration.GetSection(DaytonaProviderOptions.Section).Get<DaytonaProviderOptions>() is { IsConfigured: true } ? [DaytonaSandboxProvider.ProviderName] : Array.Empty<string>(),
+        .. configuration.GetSection(E2BProviderOptions.Section).Get<E2BProviderOptions>() is { IsConfigured: true } ? [E2BSandboxProvider.ProviderName] : Array.Empty<string>(),
+        .. configuration.GetSection(PostgresSchemaProviderOptions.Section).Get<PostgresSchemaProviderOptions>() is { IsConfigured: true }
+            ? [PostgresSchemaSandboxProvider.ProviderName] : Array.Empty<string>(),
+    ];
 
     /// <summary>
     /// The providers that need an account or a server, each only when its section is configured (an API key, a

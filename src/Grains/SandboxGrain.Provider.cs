@@ -24,7 +24,7 @@ public sealed partial class SandboxGrain
                 using var timeout = new CancellationTokenSource(ProviderCallTimeout);
                 var created = await provider.CreateAsync(new ProviderCreateRequest(Id, spec.Name, spec.Template, labels), timeout.Token);
                 S.ExternalId = created.ExternalId;
-                S.Connection = new Dictionary<string, string>(created.Connection);
+                S.Connection = secrets.Seal(Id, created.Connection);
                 S.LastError = null;
                 await MoveTo(SandboxStatus.Ready, "sandbox.ready");
                 _justCreated = true;
@@ -135,7 +135,7 @@ public sealed partial class SandboxGrain
         using var timeout = new CancellationTokenSource(ProviderCallTimeout);
         try
         {
-            S.Connection = new Dictionary<string, string>(await timer.HoldUntilAsync(Id, S.ExternalId, until, timeout.Token));
+            S.Connection = secrets.Seal(Id, await timer.HoldUntilAsync(Id, S.ExternalId, until, timeout.Token));
         }
         catch (ProviderException e) when (!e.Transient)
         {

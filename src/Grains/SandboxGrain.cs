@@ -17,6 +17,7 @@ namespace SandboxBroker.Grains;
 public sealed partial class SandboxGrain(
     [PersistentState("sandbox", StorageNames.Broker)] IPersistentState<SandboxState> state,
     SandboxProviderRegistry providers,
+    ConnectionSecrets secrets,
     IOptions<BrokerOptions> options,
     TimeProvider time,
     ILogger<SandboxGrain> logger) : Grain, ISandboxGrain
@@ -203,6 +204,6 @@ public sealed partial class SandboxGrain(
     {
         var spec = S.Spec!;
         return new SandboxInfo(Id, spec.Pool, spec.Provider, S.Status, S.LeaseName ?? spec.Name, S.ExternalId, S.ClaimKey, S.Tenant, S.Owner,
-            S.CreatedAt, S.UpdatedAt, S.LeaseExpiresAt, spec.Labels, S.Connection, S.LastError, S.DeleteAttempts);
+            S.CreatedAt, S.UpdatedAt, S.LeaseExpiresAt, spec.Labels, secrets.Open(Id, S.Connection), S.LastError, S.DeleteAttempts);
     }
 }

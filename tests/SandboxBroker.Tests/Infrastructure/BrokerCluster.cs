@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using SandboxBroker.Gateway;
+using SandboxBroker.Grains;
 using SandboxBroker.Silo;
 
 namespace SandboxBroker.Tests.Infrastructure;
@@ -50,6 +51,8 @@ public sealed class BrokerCluster : IAsyncDisposable
             ["Broker:OwnerMaxActiveLeases"] = "100000",
             ["Broker:Pools:default:MinReady"] = "0",
             ["Broker:Pools:default:MaxTotal"] = "100000",
+            // Providers with secrets (E2B, Daytona, postgres-schema) need a key to seal their connection details.
+            [ConnectionSecrets.KeySetting] = Convert.ToBase64String(new byte[32].Select((_, i) => (byte)(i * 7 + 1)).ToArray()),
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {

@@ -86,6 +86,10 @@ public sealed class E2BProviderTests
         var lease = await claim.Acquire(new AcquireRequest("e2b", "t", "o", Ttl: TimeSpan.FromHours(3)));
         var id = lease.Sandbox.ExternalId!;
         Assert.Equal(e2b.Find(id)!.EnvdAccessToken, lease.Sandbox.Connection["envd_access_token"]);
+        // The token is in the lease's answer, but the stored state holds it sealed: a copy of the database opens nothing.
+        Assert.Equal(0, await broker.Database.ScalarAsync<int>(
+            "SELECT coalesce((SELECT position(convert_to($2, 'UTF8') IN payload) FROM broker_grain_state WHERE state_name = 'sandbox' AND grain_key = $1), -1)",
+            lease.Sandbox.SandboxId, e2b.Find(id)!.EnvdAccessToken!));
 
         // Three and a half hours at E2B's clock, a reconcile every 50 minutes (its period is 10).
         for (var step = 1; step <= 4; step++)
