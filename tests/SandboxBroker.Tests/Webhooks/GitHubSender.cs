@@ -17,7 +17,10 @@ public sealed class GitHubSender(BrokerGateway gateway, string secret)
     public static string NewDeliveryId() => Guid.NewGuid().ToString();
 
     /// <summary>Posts <paramref name="body"/> as GitHub does; <paramref name="signature"/> overrides the computed X-Hub-Signature-256 (null header when empty).</summary>
-    public async Task<HttpResponseMessage> SendAsync(string eventName, string deliveryId, string body, string? signature = null)
+    /// <param name="expectContinue">Sends <c>Expect: 100-continue</c> and the body only when the gateway asks for it, as a
+    /// careful client of a large body does: a refusal before the body (413 by Content-Length) is then read as an answer
+    /// instead of racing the upload into a closed connection.</param>
+    public async Task<HttpResponseMessage> SendAsync(string eventName, string deliveryId, string body, string? signature = null, bool expectContinue = false)
     {
         var bytes = Encoding.UTF8.GetBytes(body);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/webhooks/github") { Content = new ByteArrayContent(bytes) };
@@ -25,6 +28,7 @@ public sealed class GitHubSender(BrokerGateway gateway, string secret)
         request.Headers.Add("X-GitHub-Event", eventName);
         request.Headers.Add("X-GitHub-Delivery", deliveryId);
         request.Headers.UserAgent.ParseAdd("GitHub-Hookshot/test");
+        request.Headers.ExpectContinue = expectContinue;
         var header = signature ?? GitHubSignature.Compute(secret, bytes);
         if (header.Length > 0)
         {

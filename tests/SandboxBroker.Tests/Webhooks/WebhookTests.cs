@@ -313,7 +313,7 @@ public sealed class WebhookTests(WebhookFixture fixture, ITestOutputHelper outpu
         // A valid payload padded past 1 MB with whitespace, correctly signed: refused for its size alone.
         var body = GitHubSender.IssuePayload("opened", Repo, number, T0) + new string(' ', 1024 * 1024);
         var id = GitHubSender.NewDeliveryId();
-        using (var sized = await _github.SendAsync("issues", id, body))
+        using (var sized = await _github.SendAsync("issues", id, body, expectContinue: true))
         {
             await sized.AssertErrorAsync(HttpStatusCode.RequestEntityTooLarge, "PAYLOAD_TOO_LARGE");
         }
