@@ -3,7 +3,8 @@ namespace SandboxBroker.Grains;
 /// <summary>Checks a pool configuration, naming the field at fault.</summary>
 public static class PoolConfigValidator
 {
-    public static void Validate(PoolConfig config, Func<string, bool> providerExists)
+    /// <param name="templateProblem">Why the provider (first argument) cannot use the template (second), or null.</param>
+    public static void Validate(PoolConfig config, Func<string, bool> providerExists, Func<string, string, string?>? templateProblem = null)
     {
         if (!PoolName.IsValid(config.Name))
         {
@@ -12,6 +13,10 @@ public static class PoolConfigValidator
         if (!providerExists(config.Provider))
         {
             Fail("provider", $"unknown provider '{config.Provider}'");
+        }
+        if (config.Template is { } template && templateProblem?.Invoke(config.Provider, template) is { } problem)
+        {
+            Fail("template", problem);
         }
         if (config.MinReady < 0)
         {

@@ -85,7 +85,8 @@ public sealed partial class PoolGrain(
     public async Task<PoolConfig> Configure(PoolConfig config)
     {
         config = config with { Name = Name };
-        PoolConfigValidator.Validate(config, providers.Contains);
+        PoolConfigValidator.Validate(config, providers.Contains,
+            (provider, template) => providers.Get(provider).Capability<ISandboxTemplateRule>()?.ProblemWith(template));
         var isNew = S.Config is null;
         S.Config = config;
         var surplus = TakeSurplus();

@@ -26,6 +26,17 @@ public interface ISandboxProvider
 }
 
 /// <summary>
+/// Optional: a provider that can tell, without creating anything, whether it can use a pool's template (postgres-schema
+/// reads templates from its template directory only). A pool naming one it cannot use is refused when it is set, with
+/// the reason, instead of failing every acquire later.
+/// </summary>
+public interface ISandboxTemplateRule
+{
+    /// <summary>Null when the template can be used; otherwise why not.</summary>
+    string? ProblemWith(string template);
+}
+
+/// <summary>
 /// Optional: a provider whose sandbox labels can be changed after create. SandboxGrain uses it at lease time to put
 /// the claim-key label on a warm sandbox (cold ones carry it from create).
 /// </summary>

@@ -64,8 +64,9 @@ public sealed class MeteredSandboxProvider(ISandboxProvider inner, ProviderMetri
     public Task<IReadOnlyDictionary<string, string>> HoldUntilAsync(string sandboxId, string? externalId, DateTimeOffset until, CancellationToken cancellationToken) =>
         Measure("hold", () => Required<ISandboxLeaseTimer>().HoldUntilAsync(sandboxId, externalId, until, cancellationToken));
 
-    /// <summary>Offered only when the provider has it; then the metered call is the one handed out.</summary>
-    public override T? CapabilityOf<T>() where T : class => Inner.Capability<T>() is null ? null : this as T;
+    /// <summary>Offered only when the provider has it: through this wrapper where it meters the calls, as the provider's own
+    /// otherwise (a check that calls nobody, such as <see cref="ISandboxTemplateRule"/>).</summary>
+    public override T? CapabilityOf<T>() where T : class => Inner.Capability<T>() is { } inner ? this as T ?? inner : null;
 
     private T Required<T>() where T : class =>
         Inner.Capability<T>() ?? throw new NotSupportedException($"provider '{Name}' has no {typeof(T).Name}");

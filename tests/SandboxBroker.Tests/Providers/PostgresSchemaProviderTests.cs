@@ -181,6 +181,26 @@ public sealed class PostgresSchemaProviderTests
     }
 
     [Fact]
+    public async Task A_pool_naming_a_template_the_provider_cannot_use_is_refused_when_it_is_set()
+    {
+        await using var sandboxes = await TestDatabase.CreateAsync();
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, Settings(sandboxes));
+        var pool = broker.Grains.GetGrain<IPoolGrain>("pg-templates");
+        PoolConfig With(string template) => new("pg-templates", "postgres-schema", template, 0, 2, TimeSpan.FromHours(1), TimeSpan.FromHours(2),
+            null, OnEmptyPolicy.Create, 2);
+
+        foreach (var (template, reason) in new[] { ("../notes.sql", "outside the template directory"), ("/etc/passwd", "outside the template directory"),
+                     ("missing.sql", "not a file in the template directory") })
+        {
+            var refused = await Assert.ThrowsAsync<BrokerException>(() => pool.Configure(With(template)));
+            Assert.Equal((ErrorCodes.InvalidArgument, "template"), (refused.Code, refused.Field));
+            Assert.Contains(reason, refused.Message, StringComparison.Ordinal);
+        }
+        // A file in the directory is taken.
+        Assert.Equal(Path.GetFileName(TemplateFile), (await pool.Configure(With(Path.GetFileName(TemplateFile)))).Template);
+    }
+
+    [Fact]
     public async Task Acquire_hands_out_working_credentials_for_one_schema_and_release_drops_schema_and_role()
     {
         await using var sandboxes = await TestDatabase.CreateAsync();

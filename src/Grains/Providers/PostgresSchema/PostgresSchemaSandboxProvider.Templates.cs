@@ -10,20 +10,36 @@ namespace SandboxBroker.Grains.Providers.PostgresSchema;
 /// <summary>The provider's set-up work: the template read from the template directory and run as the sandbox's role, the schema, and the broker's catalog (its metadata table and the revoked CONNECT).</summary>
 public sealed partial class PostgresSchemaSandboxProvider
 {
+    public string? ProblemWith(string template) => ResolveTemplate(template) switch
+    {
+        (_, { } problem) => problem,
+        ({ } path, _) when !File.Exists(path) => $"template '{template}' is not a file in the template directory",
+        _ => null,
+    };
+
     /// <summary>
-    /// The template's text, read only from the template directory: a pool names a file in it, never a path elsewhere
-    /// (an API token that may configure pools must not read the silo's files).
+    /// Where a template name points, or why it may not be used: a pool names a file in the template directory, never a
+    /// path elsewhere (an API token that may configure pools must not read the silo's files).
     /// </summary>
-    private async Task<string> ReadTemplateAsync(string name, CancellationToken cancellationToken)
+    private (string? Path, string? Problem) ResolveTemplate(string name)
     {
         if (_templateDirectory is null)
         {
-            throw new ProviderException(Name, $"template '{name}' cannot be used: {PostgresSchemaProviderOptions.Section}:TemplateDirectory is not set", transient: false);
+            return (null, $"template '{name}' cannot be used: {PostgresSchemaProviderOptions.Section}:TemplateDirectory is not set");
         }
         var path = Path.GetFullPath(Path.IsPathRooted(name) ? name : Path.Combine(_templateDirectory, name));
-        if (!path.StartsWith(_templateDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        return path.StartsWith(_templateDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal)
+            ? (path, null)
+            : (null, $"template '{name}' is outside the template directory");
+    }
+
+    /// <summary>The template's text, read only from the template directory (<see cref="ResolveTemplate"/>).</summary>
+    private async Task<string> ReadTemplateAsync(string name, CancellationToken cancellationToken)
+    {
+        var (path, problem) = ResolveTemplate(name);
+        if (path is null)
         {
-            throw new ProviderException(Name, $"template '{name}' is outside the template directory", transient: false);
+            throw new ProviderException(Name, problem!, transient: false);
         }
         try
         {

@@ -16,7 +16,7 @@ namespace SandboxBroker.Grains.Providers.PostgresSchema;
 /// Stop takes the role's login away; delete drops the schema, the role and its row. The password is never stored here:
 /// a repeated create sets a fresh one.
 /// </summary>
-public sealed partial class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLabelUpdater, IAsyncDisposable
+public sealed partial class PostgresSchemaSandboxProvider : ISandboxProvider, ISandboxLabelUpdater, ISandboxTemplateRule, IAsyncDisposable
 {
     public const string ProviderName = "postgres-schema";
     private const string Prefix = "sbx_";
