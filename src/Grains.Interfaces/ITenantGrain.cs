@@ -1,8 +1,8 @@
 namespace SandboxBroker;
 
 /// <summary>
-/// One tenant's quotas and the claims counting against them (key: the tenant). A single activation admits one claim at
-/// a time, so concurrent acquires get exactly the quota. Answers from memory: the quota is read from Postgres at
+/// One tenant's quotas and per-owner limits, and the claims counting against them (key: the tenant; an owner is a
+/// tenant's). A single activation admits one claim at a time, so concurrent acquires get exactly the limits. Answers from memory: the quota is read from Postgres at
 /// activation and written through <see cref="SetQuota"/>; the active claims are read back from the claim index at
 /// activation and kept by the claims' admit and forget calls.
 /// </summary>
@@ -10,11 +10,12 @@ namespace SandboxBroker;
 public interface ITenantGrain : IGrainWithStringKey
 {
     /// <summary>
-    /// Counts the claim's new lease in the pool; POOL_NOT_ALLOWED when the quota does not list the pool,
-    /// TENANT_QUOTA_EXCEEDED at a limit. Idempotent per claim key.
+    /// Counts the claim's new lease in the pool and against its owner (null: none counted); POOL_NOT_ALLOWED when the
+    /// quota does not list the pool, TENANT_QUOTA_EXCEEDED at a quota, OWNER_LIMIT_REACHED at the owner's limit.
+    /// Idempotent per claim key.
     /// </summary>
     [Alias("Admit")]
-    Task Admit(string claimKey, string pool, int poolMaxTotal);
+    Task Admit(string claimKey, string pool, int poolMaxTotal, string? owner);
 
     /// <summary>The claim's lease ended (or its acquire was undone). Idempotent.</summary>
     [Alias("Forget")]
@@ -22,6 +23,10 @@ public interface ITenantGrain : IGrainWithStringKey
 
     [Alias("GetUsage")]
     Task<TenantUsage> GetUsage();
+
+    /// <summary>The owner's limit and the claims holding an active lease for it.</summary>
+    [Alias("GetOwnerUsage")]
+    Task<OwnerUsage> GetOwnerUsage(string owner);
 
     /// <summary>Stores the tenant's quota (null: back to the defaults), then enforces it from the next admission.</summary>
     [Alias("SetQuota")]

@@ -7,10 +7,10 @@ namespace SandboxBroker.Grains;
 public sealed partial class ClaimGrain
 {
     /// <summary>
-    /// A new lease, as a sequence of steps, each with its undo: admit at the tenant (its quotas) and at the owner, reserve
-    /// the name, take a sandbox from the pool, store the lease, then create (cold) and lease the sandbox. A failure before the lease is stored undoes
-    /// what was done, newest first; once it is stored, a failure ends the lease instead (which gives back the owner's
-    /// admission and the name) and the sandbox goes back to the pool or to deletion.
+    /// A new lease, as a sequence of steps, each with its undo: admit at the tenant (its quotas and the owner's limit),
+    /// reserve the name, take a sandbox from the pool, store the lease, then create (cold) and lease the sandbox. A failure
+    /// before the lease is stored undoes what was done, newest first; once it is stored, a failure ends the lease instead
+    /// (which gives back the admission and the name) and the sandbox goes back to the pool or to deletion.
     /// </summary>
     private async Task<AcquireResult> LeaseNew(AcquireRequest request)
     {
@@ -19,13 +19,8 @@ public sealed partial class ClaimGrain
         try
         {
             var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
-            await tenant.Admit(Key, plan.PoolName, plan.Config.MaxTotal);
+            await tenant.Admit(Key, plan.PoolName, plan.Config.MaxTotal, LeaseRules.CountedOwner(request.Owner, Key));
             undo.Add("forget at tenant", () => tenant.Forget(Key));
-            if (plan.Owner is { } owner)
-            {
-                await owner.Admit(Key);
-                undo.Add("forget at owner", () => owner.Forget(Key));
-            }
             if (plan.Name is { } name)
             {
                 var names = GrainFactory.GetSandboxName(Tenant, name);
@@ -48,24 +43,22 @@ public sealed partial class ClaimGrain
         catch when (S.Active is null)
         {
             // No lease is stored (or it was ended, which gave back the same: the undo repeats it harmlessly). A lease still
-            // stored keeps its owner's admission and name until it ends.
+            // stored keeps its admission and name until it ends.
             await undo.RunAsync();
             throw;
         }
     }
 
     /// <summary>What a new lease needs before anything is taken: the pool's rules applied to the request.</summary>
-    private sealed record LeasePlan(string PoolName, IPoolGrain Pool, PoolConfig Config, TimeSpan Ttl, TimeSpan? Idle, string? Name, IOwnerGrain? Owner);
+    private sealed record LeasePlan(string PoolName, IPoolGrain Pool, PoolConfig Config, TimeSpan Ttl, TimeSpan? Idle, string? Name);
 
     private async Task<LeasePlan> PlanLease(AcquireRequest request)
     {
         var poolName = request.Pool ?? BrokerOptions.DefaultPool;
         var pool = GrainFactory.GetGrain<IPoolGrain>(poolName);
         var config = await pool.GetConfig();
-        // An owner that is the key itself can hold one lease at most (this one): no count to keep.
-        var owner = CountsOwner(request.Owner) ? GrainFactory.GetGrain<IOwnerGrain>($"{request.Tenant}/{request.Owner}") : null;
         return new LeasePlan(poolName, pool, config, LeaseRules.EffectiveTtl(request.Ttl, config), request.IdleTimeout ?? config.IdleTimeout,
-            request.Name is null ? null : ClaimNames.Render(request.Name, Key), owner);
+            request.Name is null ? null : ClaimNames.Render(request.Name, Key));
     }
 
     /// <summary>

@@ -2,10 +2,10 @@ using Microsoft.Extensions.Logging;
 
 namespace SandboxBroker.Grains;
 
-/// <summary>How a claim's lease ends: the write that ends it, then the sandbox, the owner and the name let go.</summary>
+/// <summary>How a claim's lease ends: the write that ends it, then the sandbox, the tenant's count and the name let go.</summary>
 public sealed partial class ClaimGrain
 {
-    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the tenant's and owner's counts drop.</summary>
+    /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the tenant's counts (its own and the owner's) drop.</summary>
     /// <param name="releaseUncertain">The sandbox may be leased to this key without an answer having said so: it is
     /// recorded as unreleased in the same write that ends the lease, and forgotten once its release goes through.</param>
     private async Task<Lease> EndActive(LeaseStatus status, string reason, bool releaseUncertain = false)
@@ -27,13 +27,10 @@ public sealed partial class ClaimGrain
         _deadlineTimer?.Dispose();
         _deadlineTimer = null;
         // Best effort, each on its own and at once (independent grains, so their writes can share a batch): a failure here
-        // leaves work the sweep (the sandbox), the reconciler and the owner's check finish. The sandbox may well be leased
+        // leaves work the sweep (the sandbox), the reconciler and the tenant's check at a limit finish. The sandbox may well be leased
         // to this key (the call that leased it failed only on its way back, as its silo stopped): it is remembered, so it
         // does not stay leased with nobody holding it.
         var release = TryRelease(active.SandboxId, reason);
-        var forget = CountsOwner(active.Owner)
-            ? Try(() => GrainFactory.GetGrain<IOwnerGrain>($"{active.Tenant}/{active.Owner}").Forget(Key), "forget at owner")
-            : Task.CompletedTask;
         var untenant = Try(() => GrainFactory.GetGrain<ITenantGrain>(Tenant).Forget(Key), "forget at tenant");
         var free = active.SandboxName is { } name
             ? Try(() => GrainFactory.GetSandboxName(Tenant, name).Free(Key), "free name")
@@ -47,7 +44,7 @@ public sealed partial class ClaimGrain
         {
             await Try(() => Save(() => S.Unreleased = [.. S.Unreleased, active.SandboxId]), "remember the unreleased sandbox");
         }
-        await Task.WhenAll(forget, untenant, free);
+        await Task.WhenAll(untenant, free);
         return ended;
     }
 

@@ -200,8 +200,6 @@ public sealed partial class ClaimGrain(
         }
     }
 
-    private bool CountsOwner(string owner) => owner != Key;
-
     /// <summary>
     /// The active lease, if any, once its deadline is checked and its sandbox confirmed: no answer names a sandbox
     /// that is not leased to this key (after a crash between persisting the lease and leasing the sandbox).

@@ -27,6 +27,12 @@ public static class LeaseRules
         Require(request.Name is null || request.Name.Length is > 0 and <= 100, "name", "name must be 1-100 characters");
     }
 
+    /// <summary>
+    /// The owner a claim's lease counts against, null when none: an owner that is the claim key itself (the default when a
+    /// request names none) can hold one lease at most, this one, so there is nothing to count.
+    /// </summary>
+    public static string? CountedOwner(string? owner, string claimKey) => owner is null || owner == claimKey ? null : owner;
+
     /// <summary>The TTL the lease gets: the request's, else the pool's default; longer than the pool's max is refused.</summary>
     public static TimeSpan EffectiveTtl(TimeSpan? requested, PoolConfig pool)
     {

@@ -3,8 +3,8 @@ namespace SandboxBroker.Grains;
 public static class StorageNames
 {
     /// <summary>
-    /// The broker's group-committed storage (src/Persistence) for the grains on the hot path: claims, sandboxes, pools,
-    /// owners, names. Their index rows and audit events are written in the same statement as their state.
+    /// The broker's group-committed storage (src/Persistence) for the grains on the hot path: claims, sandboxes, pools and
+    /// names. Their index rows and audit events are written in the same statement as their state.
     /// </summary>
     public const string Broker = "broker";
 

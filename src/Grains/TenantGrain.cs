@@ -6,12 +6,13 @@ using SandboxBroker.Storage;
 namespace SandboxBroker.Grains;
 
 /// <summary>
-/// Enforces one tenant's quotas (see <see cref="ITenantGrain"/>). Nothing is written on the acquire path: the claims
-/// counted are in memory, read back from the claim index (written with each claim's state) when the grain activates,
-/// so an admission costs one in-memory grain call. A claim admitted a while ago that holds no active lease (its acquire
-/// crashed, or its forget was lost) is forgotten when the tenant is at a limit, as the owner grain does. What this
-/// cannot see: a claim admitted but not yet stored when this grain's silo dies is not recounted, so for that moment a
-/// tenant may exceed a limit by the acquires then in flight.
+/// Admits one tenant's new leases by its limits: its quotas (see <see cref="ITenantGrain"/>) and the per-owner limit
+/// (<see cref="BrokerOptions.OwnerMaxActiveLeases"/>; an owner is a tenant's). Nothing is written on the acquire path:
+/// the claims counted are in memory, read back from the claim index (written with each claim's state, owner included)
+/// when the grain activates, so an admission costs one in-memory grain call. A claim admitted a while ago that holds no
+/// active lease (its acquire crashed, or its forget was lost) is forgotten when a limit is reached. What this cannot
+/// see: a claim admitted but not yet stored when this grain's silo dies is not recounted, so for that moment a tenant
+/// or an owner may exceed a limit by the acquires then in flight.
 /// </summary>
 public sealed class TenantGrain(
     TenantQuotaStore store,
@@ -23,7 +24,7 @@ public sealed class TenantGrain(
     /// <summary>An admitted claim gets this long to store its lease before it can be presumed abandoned.</summary>
     private static readonly TimeSpan AdmitGrace = TimeSpan.FromMinutes(2);
 
-    private readonly Dictionary<string, (string Pool, DateTimeOffset Since)> _active = new(StringComparer.Ordinal);
+    private readonly AdmittedClaims _active = new();
     private TenantQuota? _quota;
 
     private string Tenant => this.GetPrimaryKeyString();
@@ -40,15 +41,16 @@ public sealed class TenantGrain(
             ? new TenantQuota(row.MaxActiveLeases, row.MaxSandboxesPerPool, row.AllowedPools)
             : null;
         var now = time.GetUtcNow();
-        foreach (var (claimId, pool) in await index.ListActiveClaimsAsync(Tenant, cancellationToken))
+        foreach (var (claimId, pool, owner) in await index.ListActiveClaimsAsync(Tenant, cancellationToken))
         {
-            _active[ClaimId.Parse(claimId).ClaimKey] = (pool, now);
+            var key = ClaimId.Parse(claimId).ClaimKey;
+            _active.Add(key, new AdmittedClaims.Admitted(pool, LeaseRules.CountedOwner(owner, key), now));
         }
     }
 
-    public async Task Admit(string claimKey, string pool, int poolMaxTotal)
+    public async Task Admit(string claimKey, string pool, int poolMaxTotal, string? owner)
     {
-        if (_active.ContainsKey(claimKey))
+        if (_active.Contains(claimKey))
         {
             return;
         }
@@ -64,7 +66,16 @@ public sealed class TenantGrain(
         {
             throw new BrokerException(ErrorCodes.TenantQuotaExceeded, why);
         }
-        _active[claimKey] = (pool, time.GetUtcNow());
+        if (owner is not null && _active.OfOwner(owner).Count >= OwnerLimit)
+        {
+            await ForgetAbandoned(_active.OfOwner(owner));
+        }
+        if (owner is not null && _active.OfOwner(owner).Count is var held && held >= OwnerLimit)
+        {
+            throw new BrokerException(ErrorCodes.OwnerLimitReached,
+                $"owner '{owner}' already holds {held} active leases (limit {OwnerLimit}); release one first");
+        }
+        _active.Add(claimKey, new AdmittedClaims.Admitted(pool, owner, time.GetUtcNow()));
     }
 
     public Task Forget(string claimKey)
@@ -74,6 +85,9 @@ public sealed class TenantGrain(
     }
 
     public Task<TenantUsage> GetUsage() => Task.FromResult(Usage());
+
+    public Task<OwnerUsage> GetOwnerUsage(string owner) =>
+        Task.FromResult(new OwnerUsage(owner, OwnerLimit, _active.OfOwner(owner).Order(StringComparer.Ordinal).ToList()));
 
     public async Task<TenantUsage> SetQuota(TenantQuota? quota)
     {
@@ -101,13 +115,15 @@ public sealed class TenantGrain(
         {
             return $"tenant '{Tenant}' holds {_active.Count} active leases; its quota max_active_leases is {max}. Release one first";
         }
-        if (MaxInPool(poolMaxTotal) is { } perPool && _active.Values.Count(a => a.Pool == pool) is var inPool && inPool >= perPool)
+        if (MaxInPool(poolMaxTotal) is { } perPool && _active.InPool(pool) is var inPool && inPool >= perPool)
         {
             var source = _quota?.MaxSandboxesPerPool is null ? $"by default {Defaults.PoolShare.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)} of the pool's max total of {poolMaxTotal}" : "its quota";
             return $"tenant '{Tenant}' holds {inPool} sandboxes of pool '{pool}'; max_sandboxes_per_pool is {perPool} ({source}). Release one first";
         }
         return null;
     }
+
+    private int OwnerLimit => options.Value.OwnerMaxActiveLeases;
 
     private int? MaxActiveLeases => _quota?.MaxActiveLeases ?? (Exempt || Defaults.MaxActiveLeases <= 0 ? null : Defaults.MaxActiveLeases);
 
@@ -118,14 +134,14 @@ public sealed class TenantGrain(
 
     private TenantUsage Usage() => new(Tenant, _quota, MaxActiveLeases, _quota?.MaxSandboxesPerPool,
         _quota?.MaxSandboxesPerPool is null ? DefaultShare : null, _quota?.AllowedPools, _active.Count,
-        _active.Values.GroupBy(a => a.Pool, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal));
+        _active.PerPool.ToDictionary(StringComparer.Ordinal));
 
     private static string Describe(IReadOnlyList<string> pools) => pools.Count == 0 ? "no pool" : string.Join(", ", pools);
 
-    private async Task ForgetAbandoned()
+    /// <summary>Forgets claims admitted over the grace ago (among <paramref name="among"/>, else all) that hold no active lease.</summary>
+    private async Task ForgetAbandoned(IEnumerable<string>? among = null)
     {
-        var cutoff = time.GetUtcNow() - AdmitGrace;
-        foreach (var key in _active.Where(a => a.Value.Since < cutoff).Select(a => a.Key).ToList())
+        foreach (var key in _active.AdmittedBefore(time.GetUtcNow() - AdmitGrace, among))
         {
             if (!await GrainFactory.GetClaim(Tenant, key).HasActiveLease())
             {

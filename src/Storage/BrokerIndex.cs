@@ -54,16 +54,16 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyDictionary<string, long>> CountClaimsByStatusAsync(string? tenant, CancellationToken ct) =>
         await CountAsync("SELECT status, count(*) FROM broker_claims WHERE ($1::text IS NULL OR tenant = $1) GROUP BY status", tenant, ct);
 
-    /// <summary>A tenant's claims with an active lease, by claim id, and their pools: what its quotas count at activation.</summary>
-    public async Task<IReadOnlyList<(string ClaimId, string Pool)>> ListActiveClaimsAsync(string tenant, CancellationToken ct)
+    /// <summary>A tenant's claims with an active lease, by claim id, with their pools and owners: what its limits count at activation.</summary>
+    public async Task<IReadOnlyList<(string ClaimId, string Pool, string? Owner)>> ListActiveClaimsAsync(string tenant, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("SELECT claim_key, pool FROM broker_claims WHERE tenant = $1 AND status = 'active'");
+        await using var command = dataSource.CreateCommand("SELECT claim_key, pool, owner FROM broker_claims WHERE tenant = $1 AND status = 'active'");
         command.Parameters.Add(new NpgsqlParameter { Value = tenant });
-        var claims = new List<(string, string)>();
+        var claims = new List<(string, string, string?)>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            claims.Add((reader.GetString(0), reader.GetString(1)));
+            claims.Add((reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2)));
         }
         return claims;
     }

@@ -70,7 +70,7 @@ public sealed class PoolTests
         Assert.Equal(ErrorCodes.NoSandboxesAvailable, e.Code);
         Assert.NotNull(e.RetryAfterSeconds);
         // Nothing was held by the failed attempt: the owner's count and the claim are clean.
-        Assert.Empty((await broker.Grains.GetGrain<IOwnerGrain>("t/o").GetUsage()).ActiveClaims);
+        Assert.Empty((await broker.Grains.GetGrain<ITenantGrain>("t").GetOwnerUsage("o")).ActiveClaims);
         Assert.Null(await broker.Grains.GetClaim("t", "track:strict/a").Get());
     }
 

@@ -94,4 +94,27 @@ public sealed class TenancyRestartTests
         await claim.Release("closed");
         Assert.Equal(name, (await second.Grains.GetClaim("acme", "github:octo/upgrade#8").Acquire(new AcquireRequest("default", "acme", "o", Name: name))).Sandbox.Name);
     }
+    [Fact]
+    public async Task An_owners_limit_counts_the_leases_it_held_before_a_restart()
+    {
+        var serviceId = "owner-" + Guid.NewGuid().ToString("N")[..8];
+        var settings = new Dictionary<string, string?> { ["Broker:OwnerMaxActiveLeases"] = "2" };
+        var first = await BrokerCluster.StartAsync(silos: 1, settings, serviceId: serviceId);
+        var database = first.Database;
+        var request = new AcquireRequest("default", "acme", "ci-bot");
+        await first.Grains.GetClaim("acme", "track:owner/a").Acquire(request);
+        await first.Grains.GetClaim("acme", "track:owner/b").Acquire(request);
+        // Another tenant's owner of the same name is another owner.
+        await first.Grains.GetClaim("other", "track:owner/a").Acquire(request with { Tenant = "other" });
+        await StopKeepingDatabaseAsync(first);
+
+        await using var second = await BrokerCluster.StartAsync(silos: 1, settings, database: database, serviceId: serviceId);
+        var refused = await Assert.ThrowsAsync<BrokerException>(() => second.Grains.GetClaim("acme", "track:owner/c").Acquire(request));
+        Assert.Equal(ErrorCodes.OwnerLimitReached, refused.Code);
+        Assert.Equal(["track:owner/a", "track:owner/b"], (await second.Grains.GetGrain<ITenantGrain>("acme").GetOwnerUsage("ci-bot")).ActiveClaims);
+        await second.Grains.GetClaim("acme", "track:owner/a").Release("done");
+        Assert.Equal(LeaseStatus.Active, (await second.Grains.GetClaim("acme", "track:owner/c").Acquire(request)).Lease.Status);
+        // Owners are counted by the tenant grain from the claim index: no owner grain writes a row any more.
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM broker_grain_state WHERE state_name = 'owner'"));
+    }
 }
