@@ -18,7 +18,7 @@ public sealed partial class ClaimGrain
         var undo = new UndoSteps(logger, Id);
         try
         {
-            var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
+            var tenant = grains.Tenant(Tenant);
             await tenant.Admit(Key, plan.PoolName, plan.Config.MaxTotal, LeaseRules.CountedOwner(request.Owner, Key));
             undo.Add("forget at tenant", () => tenant.Forget(Key));
             if (plan.Name is { } name)
@@ -55,7 +55,7 @@ public sealed partial class ClaimGrain
     private async Task<LeasePlan> PlanLease(AcquireRequest request)
     {
         var poolName = request.Pool ?? BrokerOptions.DefaultPool;
-        var pool = GrainFactory.GetGrain<IPoolGrain>(poolName);
+        var pool = grains.Pool(poolName);
         var config = await pool.GetConfig();
         return new LeasePlan(poolName, pool, config, LeaseRules.EffectiveTtl(request.Ttl, config), request.IdleTimeout ?? config.IdleTimeout,
             request.Name is null ? null : ClaimNames.Render(request.Name, Key));
@@ -97,7 +97,7 @@ public sealed partial class ClaimGrain
     /// </summary>
     private async Task<SandboxInfo?> LeaseSandbox(LeasePlan plan, PoolCheckout checkout, Lease lease, bool lastAttempt)
     {
-        var sandbox = GrainFactory.GetGrain<ISandboxGrain>(checkout.SandboxId);
+        var sandbox = grains.Sandbox(checkout.SandboxId);
         try
         {
             if (!checkout.Warm)

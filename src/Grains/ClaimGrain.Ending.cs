@@ -31,7 +31,7 @@ public sealed partial class ClaimGrain
         // to this key (the call that leased it failed only on its way back, as its silo stopped): it is remembered, so it
         // does not stay leased with nobody holding it.
         var release = TryRelease(active.SandboxId, reason);
-        var untenant = Try(() => GrainFactory.GetGrain<ITenantGrain>(Tenant).Forget(Key), "forget at tenant");
+        var untenant = Try(() => grains.Tenant(Tenant).Forget(Key), "forget at tenant");
         var free = active.SandboxName is { } name
             ? Try(() => GrainFactory.GetSandboxName(Tenant, name).Free(Key), "free name")
             : Task.CompletedTask;
@@ -56,7 +56,7 @@ public sealed partial class ClaimGrain
     {
         try
         {
-            await GrainFactory.GetGrain<ISandboxGrain>(sandboxId).Release(Id, reason);
+            await grains.Sandbox(sandboxId).Release(Id, reason);
             return true;
         }
         catch (BrokerException e)

@@ -18,6 +18,7 @@ namespace SandboxBroker.Grains;
 public sealed partial class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
     IOptions<BrokerOptions> options,
+    BrokerGrains grains,
     TimeProvider time,
     ILogger<ClaimGrain> logger) : Grain, IClaimGrain
 {
@@ -92,7 +93,7 @@ public sealed partial class ClaimGrain(
         {
             throw new BrokerException(ErrorCodes.InvalidArgument, "ttl must be positive") { Field = "ttl_seconds" };
         }
-        var pool = await GrainFactory.GetGrain<IPoolGrain>(lease.Pool).GetConfig();
+        var pool = await grains.Pool(lease.Pool).GetConfig();
         var now = time.GetUtcNow();
         LeaseRules.EffectiveTtl(ttl, pool);
         var expiresAt = now + ttl > lease.ExpiresAt ? now + ttl : lease.ExpiresAt;
@@ -174,7 +175,7 @@ public sealed partial class ClaimGrain(
         }
         try
         {
-            var sandbox = await GrainFactory.GetGrain<ISandboxGrain>(active.SandboxId).Lease(LeaseRequestFor(active));
+            var sandbox = await grains.Sandbox(active.SandboxId).Lease(LeaseRequestFor(active));
             // Stamped with a write: an activation that confirms a lease must be the one that stores it. During a membership
             // change two activations can briefly coexist; if the other one ends this lease (its own lease call's answer
             // lost), one of the two writes fails on the ETag, instead of this one answering a lease whose sandbox the other

@@ -33,6 +33,7 @@ public sealed partial class PoolGrain(
     IOptions<BrokerOptions> options,
     SandboxProviderRegistry providers,
     BrokerIndex index,
+    BrokerGrains grains,
     TimeProvider time,
     ILogger<PoolGrain> logger) : Grain, IPoolGrain, IRemindable
 {
@@ -223,7 +224,7 @@ public sealed partial class PoolGrain(
     {
         try
         {
-            await GrainFactory.GetGrain<ISandboxGrain>(id).Provision(spec);
+            await grains.Sandbox(id).Provision(spec);
         }
         catch (Exception e)
         {

@@ -19,6 +19,7 @@ public sealed partial class SandboxGrain(
     SandboxProviderRegistry providers,
     ConnectionSecrets secrets,
     IOptions<BrokerOptions> options,
+    BrokerGrains grains,
     TimeProvider time,
     ILogger<SandboxGrain> logger) : Grain, ISandboxGrain
 {
@@ -178,7 +179,7 @@ public sealed partial class SandboxGrain(
         await state.WriteOrReloadAsync(this);
         try
         {
-            await GrainFactory.GetGrain<IPoolGrain>(S.Spec!.Pool).OnSandboxStatus(Id, from, to);
+            await grains.Pool(S.Spec!.Pool).OnSandboxStatus(Id, from, to);
         }
         catch (Exception e)
         {
