@@ -23,6 +23,11 @@ public sealed class LocalProviderOptions
 /// idempotent by id and a crash mid-create leaves a directory the reconciler can find by its labels. Stop marks the
 /// sandbox stopped in its metadata (and ends its process); start clears the mark (and starts the process again), so the
 /// broker's stopped-then-started path runs against the default provider too.
+/// <para>
+/// The metadata file is a few hundred bytes in the page cache, so it is read and written synchronously: the async file
+/// API would add a thread-pool hop and its allocations to every create and lease for nothing (the provider was a fifth
+/// of the silo's CPU at 1,000 new leases a second).
+/// </para>
 /// </summary>
 public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater
 {
@@ -34,24 +39,24 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
 
     public string Name => "local";
 
-    public async Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken)
+    public Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var directory = DirectoryFor(request.SandboxId);
-        var existing = await ReadAsync(directory, cancellationToken);
-        if (existing is not null)
+        if (Read(directory) is { } existing)
         {
-            return existing;
+            return Task.FromResult(existing);
         }
         Directory.CreateDirectory(Path.Combine(directory, "workspace"));
         var metadata = new LocalMetadata(request.SandboxId, request.Name, request.Template, request.Labels.ToDictionary(), DateTimeOffset.UtcNow);
-        await WriteMetadataAsync(directory, metadata, cancellationToken);
+        WriteMetadata(directory, metadata);
         StartProcess(directory);
         logger.LogDebug("Created local sandbox {SandboxId} at {Directory}", request.SandboxId, directory);
-        return (await ReadAsync(directory, cancellationToken))!;
+        return Task.FromResult(ToSandbox(directory, metadata));
     }
 
     public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken cancellationToken) =>
-        ReadAsync(DirectoryFor(sandboxId), cancellationToken);
+        Task.FromResult(Read(DirectoryFor(sandboxId)));
 
     public async IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -59,9 +64,15 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         {
             yield break;
         }
+        var listed = 0;
         foreach (var directory in Directory.EnumerateDirectories(_root))
         {
-            var sandbox = await ReadAsync(directory, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (++listed % 64 == 0)
+            {
+                await Task.Yield(); // a long listing does not hold the caller's thread in one piece
+            }
+            var sandbox = Read(directory);
             if (sandbox is not null && labels.All(l => sandbox.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
             {
                 yield return sandbox;
@@ -69,26 +80,28 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         }
     }
 
-    public async Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    public Task StartAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
         var directory = DirectoryFor(sandboxId);
-        var metadata = await RequireMetadataAsync(sandboxId, directory, cancellationToken);
+        var metadata = RequireMetadata(sandboxId, directory);
         if (metadata.Stopped)
         {
-            await WriteMetadataAsync(directory, metadata with { Stopped = false }, cancellationToken);
+            WriteMetadata(directory, metadata with { Stopped = false });
         }
         StartProcess(directory);
+        return Task.CompletedTask;
     }
 
-    public async Task StopAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
+    public Task StopAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
     {
         var directory = DirectoryFor(sandboxId);
-        var metadata = await RequireMetadataAsync(sandboxId, directory, cancellationToken);
+        var metadata = RequireMetadata(sandboxId, directory);
         StopProcess(directory);
         if (!metadata.Stopped)
         {
-            await WriteMetadataAsync(directory, metadata with { Stopped = true }, cancellationToken);
+            WriteMetadata(directory, metadata with { Stopped = true });
         }
+        return Task.CompletedTask;
     }
 
     public Task DeleteAsync(string sandboxId, string? externalId, CancellationToken cancellationToken)
@@ -106,38 +119,43 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         return Task.CompletedTask;
     }
 
-    public async Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
+    public Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
     {
         var directory = DirectoryFor(sandboxId);
-        var metadata = await RequireMetadataAsync(sandboxId, directory, cancellationToken);
+        var metadata = RequireMetadata(sandboxId, directory);
         foreach (var (key, value) in labels)
         {
             metadata.Labels[key] = value;
         }
-        await WriteMetadataAsync(directory, metadata, cancellationToken);
+        WriteMetadata(directory, metadata);
+        return Task.CompletedTask;
     }
 
-    private async Task<LocalMetadata> RequireMetadataAsync(string sandboxId, string directory, CancellationToken cancellationToken)
+    private LocalMetadata RequireMetadata(string sandboxId, string directory) =>
+        ReadMetadata(directory) ?? throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
+
+    /// <summary>The metadata, or null when the directory or its metadata file is not there.</summary>
+    private LocalMetadata? ReadMetadata(string directory)
     {
         var file = Path.Combine(directory, MetadataFile);
-        string text;
+        byte[] bytes;
         try
         {
-            text = await File.ReadAllTextAsync(file, cancellationToken);
+            bytes = File.ReadAllBytes(file);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false, e);
+            return null;
         }
-        return JsonSerializer.Deserialize<LocalMetadata>(text, Json)
+        return JsonSerializer.Deserialize<LocalMetadata>(bytes, Json)
             ?? throw new ProviderException(Name, $"unreadable metadata in {file}", transient: false);
     }
 
     /// <summary>Writes to a temporary file, then renames: a crash never leaves half a metadata file.</summary>
-    private static async Task WriteMetadataAsync(string directory, LocalMetadata metadata, CancellationToken cancellationToken)
+    private static void WriteMetadata(string directory, LocalMetadata metadata)
     {
         var temp = Path.Combine(directory, MetadataFile + ".tmp");
-        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(metadata, Json), cancellationToken);
+        File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(metadata, Json));
         File.Move(temp, Path.Combine(directory, MetadataFile), overwrite: true);
     }
 
@@ -150,20 +168,13 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         return Path.Combine(_root, sandboxId);
     }
 
-    private async Task<ProviderSandbox?> ReadAsync(string directory, CancellationToken cancellationToken)
+    /// <summary>The sandbox in <paramref name="directory"/>; null when there is none (a create checks first, so a new id
+    /// costs no exception).</summary>
+    private ProviderSandbox? Read(string directory) =>
+        File.Exists(Path.Combine(directory, MetadataFile)) && ReadMetadata(directory) is { } metadata ? ToSandbox(directory, metadata) : null;
+
+    private static ProviderSandbox ToSandbox(string directory, LocalMetadata metadata)
     {
-        var file = Path.Combine(directory, MetadataFile);
-        string text;
-        try
-        {
-            text = await File.ReadAllTextAsync(file, cancellationToken);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-        var metadata = JsonSerializer.Deserialize<LocalMetadata>(text, Json)
-            ?? throw new ProviderException(Name, $"unreadable metadata in {file}", transient: false);
         var workspace = Path.Combine(directory, "workspace");
         return new ProviderSandbox(
             metadata.SandboxId,
