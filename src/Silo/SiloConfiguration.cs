@@ -61,8 +61,7 @@ public static class SiloConfiguration
         // Grain calls carry the caller's trace context, so one trace runs from the gateway's request through the grains.
         silo.AddActivityPropagation();
         silo.AddBrokerMetrics(configuration);
-        var dashboard = configuration.GetSection(DashboardSettings.Section).Get<DashboardSettings>() ?? new DashboardSettings();
-        silo.AddDashboard(o => o.CounterUpdateIntervalMs = Math.Max(1_000, dashboard.CounterUpdateIntervalMs));
+        silo.AddDashboard();
         silo.UseClusterTls(configuration);
         silo.AddStartupTask(WakeUp);
     }

@@ -24,21 +24,11 @@ public sealed class HttpSettings
     public int Port { get; set; } = 8081;
 }
 
-/// <summary>
-/// The dashboard ("Dashboard" section): its credential (with no password set, one is generated and logged at start) and
-/// how often it samples the silo's counters.
-/// </summary>
+/// <summary>The dashboard's credential ("Dashboard" section). With no password set, one is generated and logged at start.</summary>
 public sealed class DashboardSettings
 {
     public const string Section = "Dashboard";
 
     public string Username { get; set; } = "admin";
     public string? Password { get; set; }
-
-    /// <summary>
-    /// Milliseconds between the dashboard's samples of the silo's counters (Orleans' default is 1,000, its minimum). Each
-    /// sample walks the activation and directory counts, whose cost grows with the activations: at 25,000 it was 3 % of
-    /// the silo's CPU at one a second. Five seconds keeps the charts useful for a person watching them.
-    /// </summary>
-    public int CounterUpdateIntervalMs { get; set; } = 5_000;
 }
