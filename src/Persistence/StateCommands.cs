@@ -33,16 +33,80 @@ internal static class StateCommands
 
     public static NpgsqlBatchCommand Write(string serviceId, WriteOperation write)
     {
-        var command = new NpgsqlBatchCommand();
-        var p = new Parameters(command);
-        var service = p.Add(Text(serviceId));
-        var state = p.Add(Text(write.StateName));
-        var key = p.Add(Text(write.GrainKey));
-        var payload = p.Add(new NpgsqlParameter { Value = write.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
-        var stateWrite = write.ExpectedVersion is { } expected
+        var index = write.IndexRow switch
+        {
+            null => IndexKind.None,
+            ClaimRow => IndexKind.Claim,
+            SandboxRow => IndexKind.Sandbox,
+            _ => throw new ArgumentException($"no index for {write.IndexRow.GetType().Name}"),
+        };
+        var command = new NpgsqlBatchCommand(WriteSql[ShapeOf(write.ExpectedVersion is not null, index, write.Audit.Count > 0)]);
+        // The values in the order WriteText numbers their placeholders.
+        var parameters = command.Parameters;
+        parameters.Add(Text(serviceId));
+        parameters.Add(Text(write.StateName));
+        parameters.Add(Text(write.GrainKey));
+        parameters.Add(new NpgsqlParameter { Value = write.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
+        if (write.ExpectedVersion is { } expected)
+        {
+            parameters.Add(Int(expected));
+        }
+        switch (write.IndexRow)
+        {
+            case ClaimRow c:
+                foreach (var value in (ReadOnlySpan<NpgsqlParameter>)[Text(c.ClaimKey), Text(c.Tenant), Text(c.Owner), Text(c.Pool), Text(c.SandboxId),
+                    Text(c.Status), Time(c.AcquiredAt), Time(c.ExpiresAt), Time(c.LastActivityAt), Time(c.UpdatedAt), Time(c.WakeAt)])
+                {
+                    parameters.Add(value);
+                }
+                break;
+            case SandboxRow b:
+                foreach (var value in (ReadOnlySpan<NpgsqlParameter>)[Text(b.SandboxId), Text(b.Pool), Text(b.Provider), Text(b.Status), Text(b.Name),
+                    Text(b.ExternalId), Text(b.Tenant), Text(b.Owner), Text(b.ClaimKey), Time(b.CreatedAt), Time(b.UpdatedAt), Time(b.ExpiresAt), Time(b.WakeAt)])
+                {
+                    parameters.Add(value);
+                }
+                break;
+        }
+        if (write.Audit is { Count: > 0 } events)
+        {
+            parameters.Add(Times(events.Select(e => e.OccurredAt)));
+            parameters.Add(Texts(events.Select(e => e.EntityType)));
+            parameters.Add(Texts(events.Select(e => e.EntityId)));
+            parameters.Add(Texts(events.Select(e => e.Event)));
+            parameters.Add(Texts(events.Select(e => e.FromState)));
+            parameters.Add(Texts(events.Select(e => e.ToState)));
+            parameters.Add(Texts(events.Select(e => e.Actor)));
+            parameters.Add(Texts(events.Select(e => e.DetailsJson)));
+        }
+        return command;
+    }
+
+    private enum IndexKind { None, Claim, Sandbox }
+
+    private static int ShapeOf(bool update, IndexKind index, bool audit) => (update ? 1 : 0) + 2 * (int)index + 6 * (audit ? 1 : 0);
+
+    /// <summary>
+    /// The text of every shape of write (insert or update, which index row, audit rows or not), made once: the text
+    /// does not depend on the values, and building a 2 KB string for every write was a visible share of the silo's
+    /// allocations.
+    /// </summary>
+    private static readonly string[] WriteSql =
+    [
+        .. from audit in new[] { false, true }
+           from index in new[] { IndexKind.None, IndexKind.Claim, IndexKind.Sandbox }
+           from update in new[] { false, true }
+           select WriteText(update, index, audit),
+    ];
+
+    private static string WriteText(bool update, IndexKind index, bool audit)
+    {
+        var p = new Placeholders();
+        var (service, state, key, payload) = (p.Next(), p.Next(), p.Next(), p.Next());
+        var stateWrite = update
             ? $"""
               UPDATE broker_grain_state SET payload = {payload}, version = version + 1, modified_on = now()
-              WHERE service_id = {service} AND state_name = {state} AND grain_key = {key} AND version = {p.Add(Int(expected))}
+              WHERE service_id = {service} AND state_name = {state} AND grain_key = {key} AND version = {p.Next()}
               {Returning}
               """
             : $"""
@@ -52,25 +116,20 @@ internal static class StateCommands
               {Returning}
               """;
         var parts = new List<string> { $"w AS ({stateWrite})" };
-        switch (write.IndexRow)
+        switch (index)
         {
-            case ClaimRow claim:
-                parts.Add($"ic AS ({ClaimUpsert(claim, p)})");
+            case IndexKind.Claim:
+                parts.Add($"ic AS ({ClaimUpsert(p)})");
                 break;
-            case SandboxRow sandbox:
-                parts.Add($"isb AS ({SandboxUpsert(sandbox, p)})");
+            case IndexKind.Sandbox:
+                parts.Add($"isb AS ({SandboxUpsert(p)})");
                 break;
-            case null:
-                break;
-            default:
-                throw new ArgumentException($"no index for {write.IndexRow.GetType().Name}");
         }
-        if (write.Audit.Count > 0)
+        if (audit)
         {
-            parts.Add($"a AS ({AuditInsert(write.Audit, p)})");
+            parts.Add($"a AS ({AuditInsert(p)})");
         }
-        command.CommandText = $"WITH {string.Join(",\n", parts)}\nSELECT version FROM w";
-        return command;
+        return $"WITH {string.Join(",\n", parts)}\nSELECT version FROM w";
     }
 
     public static NpgsqlBatchCommand Clear(string serviceId, ClearOperation clear)
@@ -94,11 +153,11 @@ internal static class StateCommands
         return command;
     }
 
-    private static string ClaimUpsert(ClaimRow c, Parameters p) => $"""
+    private static string ClaimUpsert(Placeholders p) => $"""
         INSERT INTO broker_claims (claim_key, tenant, owner, pool, sandbox_id, status, acquired_at, expires_at, last_activity_at, updated_at, wake_at)
-        SELECT {p.Add(Text(c.ClaimKey))}, {p.Add(Text(c.Tenant))}, {p.Add(Text(c.Owner))}, {p.Add(Text(c.Pool))}, {p.Add(Text(c.SandboxId))},
-               {p.Add(Text(c.Status))}, {p.Add(Time(c.AcquiredAt))}, {p.Add(Time(c.ExpiresAt))}, {p.Add(Time(c.LastActivityAt))},
-               {p.Add(Time(c.UpdatedAt))}, {p.Add(Time(c.WakeAt))}
+        SELECT {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()},
+               {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()},
+               {p.Next()}, {p.Next()}
         FROM w
         ON CONFLICT (claim_key) DO UPDATE SET
             tenant = EXCLUDED.tenant, owner = EXCLUDED.owner, pool = EXCLUDED.pool, sandbox_id = EXCLUDED.sandbox_id,
@@ -106,11 +165,11 @@ internal static class StateCommands
             last_activity_at = EXCLUDED.last_activity_at, updated_at = EXCLUDED.updated_at, wake_at = EXCLUDED.wake_at
         """;
 
-    private static string SandboxUpsert(SandboxRow s, Parameters p) => $"""
+    private static string SandboxUpsert(Placeholders p) => $"""
         INSERT INTO broker_sandboxes (sandbox_id, pool, provider, status, name, external_id, tenant, owner, claim_key, created_at, updated_at, expires_at, wake_at)
-        SELECT {p.Add(Text(s.SandboxId))}, {p.Add(Text(s.Pool))}, {p.Add(Text(s.Provider))}, {p.Add(Text(s.Status))}, {p.Add(Text(s.Name))},
-               {p.Add(Text(s.ExternalId))}, {p.Add(Text(s.Tenant))}, {p.Add(Text(s.Owner))}, {p.Add(Text(s.ClaimKey))},
-               {p.Add(Time(s.CreatedAt))}, {p.Add(Time(s.UpdatedAt))}, {p.Add(Time(s.ExpiresAt))}, {p.Add(Time(s.WakeAt))}
+        SELECT {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()},
+               {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()},
+               {p.Next()}, {p.Next()}, {p.Next()}, {p.Next()}
         FROM w
         ON CONFLICT (sandbox_id) DO UPDATE SET
             pool = EXCLUDED.pool, provider = EXCLUDED.provider, status = EXCLUDED.status, name = EXCLUDED.name,
@@ -118,13 +177,13 @@ internal static class StateCommands
             updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at, wake_at = EXCLUDED.wake_at
         """;
 
-    private static string AuditInsert(IReadOnlyList<AuditEvent> events, Parameters p) => $"""
+    private static string AuditInsert(Placeholders p) => $"""
         INSERT INTO broker_audit_log (occurred_at, entity_type, entity_id, event, from_state, to_state, actor, details)
         SELECT e.occurred_at, e.entity_type, e.entity_id, e.event, e.from_state, e.to_state, e.actor, e.details::jsonb
-        FROM w, unnest({p.Add(Times(events.Select(e => e.OccurredAt)))}, {p.Add(Texts(events.Select(e => e.EntityType)))},
-                       {p.Add(Texts(events.Select(e => e.EntityId)))}, {p.Add(Texts(events.Select(e => e.Event)))},
-                       {p.Add(Texts(events.Select(e => e.FromState)))}, {p.Add(Texts(events.Select(e => e.ToState)))},
-                       {p.Add(Texts(events.Select(e => e.Actor)))}, {p.Add(Texts(events.Select(e => e.DetailsJson)))})
+        FROM w, unnest({p.Next()}, {p.Next()},
+                       {p.Next()}, {p.Next()},
+                       {p.Next()}, {p.Next()},
+                       {p.Next()}, {p.Next()})
              AS e(occurred_at, entity_type, entity_id, event, from_state, to_state, actor, details)
         """;
 
@@ -159,5 +218,13 @@ internal static class StateCommands
             command.Parameters.Add(parameter);
             return "$" + command.Parameters.Count;
         }
+    }
+
+    /// <summary>Numbers the placeholders of a statement's text, in the order its values are added.</summary>
+    private sealed class Placeholders
+    {
+        private int _count;
+
+        public string Next() => "$" + ++_count;
     }
 }

@@ -35,7 +35,7 @@ public static class SiloConfiguration
         });
         // The grains on the hot path keep their state in the broker's own group-committed storage (with their index rows
         // and audit events, in one statement each); the others in Orleans' ADO.NET storage.
-        silo.Services.AddGroupCommitGrainStorage(StorageNames.Broker, configuration);
+        silo.Services.AddGroupCommitGrainStorage(StorageNames.Broker, configuration, connectionString);
         silo.AddAdoNetGrainStorage(StorageNames.AdoNet, o =>
         {
             o.Invariant = Invariant;
