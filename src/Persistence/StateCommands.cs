@@ -15,15 +15,18 @@ internal static class StateCommands
 
     public static NpgsqlBatchCommand Read(string serviceId, IReadOnlyList<ReadOperation> reads)
     {
-        // LATERAL: one primary-key lookup per key. As a plain join, the generic plan of this prepared statement expects a
-        // hundred keys and hash-joins them against an index scan on service_id alone, which reads every row of the table
-        // (the benchmark saw 15,000 rows read per warm acquire).
+        // One primary-key lookup per key, whatever the statistics said when this statement was prepared. As a join the
+        // planner may hash-join the keys against a scan of every row of the service (service_id = $1 is all of them): the
+        // generic plan of a connection prepared while the table was nearly empty did exactly that, and kept doing it as
+        // the table grew (8-12 ms per read in the benchmark until autoanalyze replanned it). LIMIT 1 keeps the subquery
+        // from being pulled up into a join, so it runs per key with all three key columns as its index condition.
         var command = new NpgsqlBatchCommand("""
             SELECT s.state_name, s.grain_key, s.version, s.payload
             FROM unnest($2::text[], $3::text[]) AS k(state_name, grain_key)
             CROSS JOIN LATERAL (
                 SELECT g.state_name, g.grain_key, g.version, g.payload FROM broker_grain_state g
-                WHERE g.service_id = $1 AND g.state_name = k.state_name AND g.grain_key = k.grain_key) s
+                WHERE g.service_id = $1 AND g.state_name = k.state_name AND g.grain_key = k.grain_key
+                LIMIT 1) s
             """);
         command.Parameters.Add(Text(serviceId));
         command.Parameters.Add(new NpgsqlParameter { Value = reads.Select(r => r.StateName).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
