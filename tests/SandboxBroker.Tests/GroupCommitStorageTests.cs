@@ -179,6 +179,68 @@ public sealed class GroupCommitStorageTests
         }
     }
 
+    [Fact]
+    public async Task Reads_stay_primary_key_lookups_when_the_table_grows_after_they_were_planned()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        // One connection, configured as the silo's writer is, so every read runs the statement prepared on it. Its generic
+        // plan is used from the first run: under load the batches carry many keys and Postgres chooses the generic plan on
+        // its own, which a test reading a key at a time would not get to.
+        var session = new NpgsqlConnectionStringBuilder(GroupCommitRegistration.GrainStateConnectionString(db.ConnectionString)) { MaxPoolSize = 1 };
+        session.Options = $"{session.Options} -c plan_cache_mode=force_generic_plan";
+        await using var dataSource = NpgsqlDataSource.Create(session.ConnectionString);
+        await using var writer = new GroupCommitWriter(dataSource, Service, Options.Create(new GroupCommitOptions()),
+            NullLogger<GroupCommitWriter>.Instance, new StorageTelemetry());
+        // Planned while the table holds two rows, as on a new database (Npgsql prepares a statement at its fifth use); the
+        // plan is kept until the table is analyzed again.
+        await writer.WriteAsync(Write("claim", "a", null, "x"));
+        await writer.WriteAsync(Write("claim", "b", null, "y"));
+        await db.ScalarAsync<int>("ANALYZE broker_grain_state");
+        for (var i = 0; i < 30; i++)
+        {
+            await writer.ReadAsync("claim", "a");
+        }
+        // The table grows (a pool filling) and is not analyzed again before the next reads.
+        await db.ScalarAsync<int>("""
+            INSERT INTO broker_grain_state (service_id, state_name, grain_key, version, payload)
+            SELECT $1, 'sandbox', 'bulk-' || i, 1, '\x00'::bytea FROM generate_series(1, 20000) i
+            """, Service);
+
+        var before = await RowsReadAsync(db, dataSource);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal("x", Payload(await writer.ReadAsync("claim", "a")));
+        }
+        var read = await RowsReadAsync(db, dataSource) - before;
+        // A primary-key lookup reads one row per read; a scan of the service would read 20,002 each.
+        Assert.True(read <= 40, $"20 reads of one key read {read} rows of broker_grain_state");
+    }
+
+    /// <summary>Rows of broker_grain_state read so far, with the writer's session's counters flushed first.</summary>
+    private static async Task<long> RowsReadAsync(TestDatabase db, NpgsqlDataSource writerSession)
+    {
+        await using (var connection = await writerSession.OpenConnectionAsync())
+        await using (var flush = new NpgsqlCommand("SELECT pg_stat_force_next_flush()", connection))
+        {
+            await flush.ExecuteNonQueryAsync();
+        }
+        long last = -1;
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            // Counters reach the shared statistics a moment after the session's transaction ends; read until they settle.
+            var now = await db.ScalarAsync<long>("""
+                SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables WHERE relname = 'broker_grain_state'
+                """);
+            if (now == last)
+            {
+                return now;
+            }
+            last = now;
+            await Task.Delay(100);
+        }
+        return last;
+    }
+
     private static GroupCommitWriter Writer(TestDatabase db)
     {
         var builder = new NpgsqlConnectionStringBuilder(db.ConnectionString) { ApplicationName = "group-commit-test" };
