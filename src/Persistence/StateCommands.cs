@@ -46,41 +46,34 @@ internal static class StateCommands
         var command = new NpgsqlBatchCommand(WriteSql[ShapeOf(write.ExpectedVersion is not null, index, write.Audit.Count > 0)]);
         // The values in the order WriteText numbers their placeholders.
         var parameters = command.Parameters;
-        parameters.Add(Text(serviceId));
-        parameters.Add(Text(write.StateName));
-        parameters.Add(Text(write.GrainKey));
-        parameters.Add(new NpgsqlParameter { Value = write.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
+        void Add(params ReadOnlySpan<NpgsqlParameter> values)
+        {
+            foreach (var value in values)
+            {
+                parameters.Add(value);
+            }
+        }
+        Add(Text(serviceId), Text(write.StateName), Text(write.GrainKey), new NpgsqlParameter { Value = write.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
         if (write.ExpectedVersion is { } expected)
         {
-            parameters.Add(Int(expected));
+            Add(Int(expected));
         }
         switch (write.IndexRow)
         {
             case ClaimRow c:
-                foreach (var value in (ReadOnlySpan<NpgsqlParameter>)[Text(c.ClaimKey), Text(c.Tenant), Text(c.Owner), Text(c.Pool), Text(c.SandboxId),
-                    Text(c.Status), Time(c.AcquiredAt), Time(c.ExpiresAt), Time(c.LastActivityAt), Time(c.UpdatedAt), Time(c.WakeAt)])
-                {
-                    parameters.Add(value);
-                }
+                Add(Text(c.ClaimKey), Text(c.Tenant), Text(c.Owner), Text(c.Pool), Text(c.SandboxId), Text(c.Status),
+                    Time(c.AcquiredAt), Time(c.ExpiresAt), Time(c.LastActivityAt), Time(c.UpdatedAt), Time(c.WakeAt));
                 break;
             case SandboxRow b:
-                foreach (var value in (ReadOnlySpan<NpgsqlParameter>)[Text(b.SandboxId), Text(b.Pool), Text(b.Provider), Text(b.Status), Text(b.Name),
-                    Text(b.ExternalId), Text(b.Tenant), Text(b.Owner), Text(b.ClaimKey), Time(b.CreatedAt), Time(b.UpdatedAt), Time(b.ExpiresAt), Time(b.WakeAt)])
-                {
-                    parameters.Add(value);
-                }
+                Add(Text(b.SandboxId), Text(b.Pool), Text(b.Provider), Text(b.Status), Text(b.Name), Text(b.ExternalId), Text(b.Tenant),
+                    Text(b.Owner), Text(b.ClaimKey), Time(b.CreatedAt), Time(b.UpdatedAt), Time(b.ExpiresAt), Time(b.WakeAt));
                 break;
         }
         if (write.Audit is { Count: > 0 } events)
         {
-            parameters.Add(Times(events.Select(e => e.OccurredAt)));
-            parameters.Add(Texts(events.Select(e => e.EntityType)));
-            parameters.Add(Texts(events.Select(e => e.EntityId)));
-            parameters.Add(Texts(events.Select(e => e.Event)));
-            parameters.Add(Texts(events.Select(e => e.FromState)));
-            parameters.Add(Texts(events.Select(e => e.ToState)));
-            parameters.Add(Texts(events.Select(e => e.Actor)));
-            parameters.Add(Texts(events.Select(e => e.DetailsJson)));
+            Add(Times(events.Select(e => e.OccurredAt)), Texts(events.Select(e => e.EntityType)), Texts(events.Select(e => e.EntityId)),
+                Texts(events.Select(e => e.Event)), Texts(events.Select(e => e.FromState)), Texts(events.Select(e => e.ToState)),
+                Texts(events.Select(e => e.Actor)), Texts(events.Select(e => e.DetailsJson)));
         }
         return command;
     }
