@@ -93,7 +93,8 @@ public sealed partial class ClaimGrain
     /// <summary>
     /// Creates (cold) and leases the sandbox of a stored lease. Null: a warm sandbox was not available, the stored lease
     /// is withdrawn and the sandbox given back, take another. On any other failure the lease is ended (its undo) and the
-    /// sandbox goes back to the pool or to deletion.
+    /// sandbox goes to deletion, never back to the pool: the ended lease names it, and a release of the key answers with
+    /// that lease, so a caller may have been told this sandbox is released.
     /// </summary>
     private async Task<SandboxInfo?> LeaseSandbox(LeasePlan plan, PoolCheckout checkout, Lease lease, bool lastAttempt)
     {
@@ -117,8 +118,10 @@ public sealed partial class ClaimGrain
         }
         catch (BrokerException e)
         {
-            // The sandbox's answer (not available, the provider failed): it was not leased to this key.
+            // The sandbox's answer (not available, the provider failed): it was not leased to this key. (A sandbox leased
+            // to another key refuses the discard.)
             await EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}");
+            await Try(() => sandbox.Discard("the lease that named it ended before it was leased"), "discard the sandbox");
             throw;
         }
         catch (Exception e)
@@ -129,8 +132,8 @@ public sealed partial class ClaimGrain
             // releases it (a separate write could lose to that activation's and be forgotten, leaving it leased to nobody).
             logger.LogWarning(e, "Claim {ClaimId}: leasing sandbox {SandboxId} failed; ending the lease", Id, checkout.SandboxId);
             await Try(() => EndActive(LeaseStatus.Released, $"could not lease a sandbox: {e.Message}", releaseUncertain: true), "end the lease");
-            await Try(() => checkout.Warm ? plan.Pool.Return(checkout.SandboxId) : sandbox.Discard("the acquire that reserved it failed"),
-                "give back the sandbox");
+            // Leased after all, it refuses the discard, and the release recorded above deletes it.
+            await Try(() => sandbox.Discard("the acquire that reserved it failed"), "discard the sandbox");
             throw;
         }
     }

@@ -31,13 +31,14 @@ public sealed partial class PoolGrain
 
     /// <summary>
     /// Looks again at sandboxes not heard of for <paramref name="age"/>: creates a crash interrupted are resumed, sandboxes
-    /// handed out to an acquire that never leased them come back, ready ones no pool lists are discarded; then the counts
-    /// are set again from the index and the pool is topped up.
+    /// handed out to an acquire that never leased them and ready ones no pool lists are discarded; then the counts are set
+    /// again from the index and the pool is topped up.
     /// </summary>
     private async Task Maintain(TimeSpan age)
     {
         var cutoff = time.GetUtcNow() - age;
         var resume = new List<(string, SandboxSpec)>();
+        var abandoned = new List<string>();
         foreach (var (id, _) in L.Provisioning.Where(p => p.Value <= cutoff).ToList())
         {
             var info = await GrainFactory.GetGrain<ISandboxGrain>(id).Get();
@@ -73,9 +74,12 @@ public sealed partial class PoolGrain
             }
             else if (info.Status == SandboxStatus.Ready && age > TimeSpan.Zero)
             {
+                // Not handed out again: the acquire that took it failed somewhere, and a lease it stored may name this
+                // sandbox (a release of that key answers with it). Deleting it costs one warm sandbox; reusing it could
+                // hand out a sandbox a caller was told is released.
                 _counts.TakeBack(id);
-                L.AddReady(id);
-                logger.LogInformation("Pool {Pool} takes back sandbox {SandboxId}: handed out at {At} but never leased", Name, id, at);
+                abandoned.Add(id);
+                logger.LogInformation("Pool {Pool} discards sandbox {SandboxId}: handed out at {At} but never leased", Name, id, at);
             }
             else if (info.Status != SandboxStatus.Ready && info.Status != SandboxStatus.Provisioning)
             {
@@ -93,7 +97,7 @@ public sealed partial class PoolGrain
             _ = CreateInBackground(id, spec);
         }
         // Ready, but listed by no pool (shrunk away, a checkout a crash lost): nobody would hand it out.
-        _ = DiscardInBackground(stray, "ready but in no pool's list");
+        _ = DiscardInBackground([.. stray.Union(abandoned)], "ready but in no pool's list, or handed out and never leased");
     }
 
     /// <summary>Sends the sandboxes to deletion one after another; a failure is logged (Maintain tries again).</summary>

@@ -36,6 +36,38 @@ public sealed class LeaseStepFailureTests
     }
 
     /// <summary>
+    /// Found by the long fault run (seed 398425): Postgres restarted while a warm sandbox's lease write was in flight. The
+    /// claim ended the lease that named the sandbox (a later release of the key answered with it) and gave the untouched
+    /// sandbox back to its pool, which handed it to the key's next lease two minutes later: a sandbox a caller had been
+    /// told was released came back live. A sandbox named by an ended lease now goes to deletion, never back to the pool.
+    /// </summary>
+    [Fact]
+    public async Task A_warm_sandbox_whose_lease_call_failed_is_deleted_and_never_handed_out_again()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:default:MinReady"] = "3",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("default");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= 3, "the pool has three ready sandboxes");
+        broker.SiloService<CallFaults>().FailNext("ISandboxGrain.Lease");
+        var claim = broker.Grains.GetClaim("t", "github:octo/undone#1");
+
+        await Assert.ThrowsAnyAsync<Exception>(() => claim.Acquire(new AcquireRequest("default", "t", "o")));
+
+        var ended = Assert.Single(await claim.History());
+        await Eventually.TrueAsync(async () => (await broker.Grains.GetGrain<ISandboxGrain>(ended.SandboxId).Get())?.Status is SandboxStatus.Deleting or SandboxStatus.Deleted,
+            "the sandbox the ended lease names is deleted");
+        var later = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            later.Add((await broker.Grains.GetClaim("t", $"github:octo/undone#{i + 2}").Acquire(new AcquireRequest("default", "t", "o"))).Sandbox.SandboxId);
+        }
+        later.Add((await claim.Acquire(new AcquireRequest("default", "t", "o"))).Sandbox.SandboxId);
+        Assert.DoesNotContain(ended.SandboxId, later);
+    }
+
+    /// <summary>
     /// Found by FaultTests under load (a silo stopped during a storm of acquires): the sandbox call that leased the
     /// sandbox ran but its answer was lost, so the claim ended the lease; the release it then sent failed too (the same
     /// silo going away). The sandbox stayed leased to the key with nobody holding it, billing until the next reconcile
