@@ -44,12 +44,7 @@ public sealed class LeaseStepFailureTests
     [Fact]
     public async Task A_warm_sandbox_whose_lease_call_failed_is_deleted_and_never_handed_out_again()
     {
-        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
-        {
-            ["Broker:Pools:default:MinReady"] = "3",
-        });
-        var pool = broker.Grains.GetGrain<IPoolGrain>("default");
-        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= 3, "the pool has three ready sandboxes");
+        await using var broker = await WithReadySandboxes(3);
         broker.SiloService<CallFaults>().FailNext("ISandboxGrain.Lease");
         var claim = broker.Grains.GetClaim("t", "github:octo/undone#1");
 
@@ -76,12 +71,7 @@ public sealed class LeaseStepFailureTests
     [Fact]
     public async Task A_sandbox_whose_release_fails_after_its_lease_answer_was_lost_is_released_again_by_the_claim()
     {
-        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
-        {
-            ["Broker:Pools:default:MinReady"] = "1",
-        });
-        var pool = broker.Grains.GetGrain<IPoolGrain>("default");
-        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= 1, "the pool has a ready sandbox");
+        await using var broker = await WithReadySandboxes(1);
         var faults = broker.SiloService<CallFaults>();
         faults.FailNext("ISandboxGrain.Lease", afterRunning: true);
         faults.FailNext("ISandboxGrain.Release");
@@ -148,5 +138,17 @@ public sealed class LeaseStepFailureTests
         var storage = broker.SiloService<IServiceProvider>().GetRequiredKeyedService<IGrainStorage>(StorageNames.Broker);
         await storage.WriteStateAsync("claim", GrainId.Create("claim", ClaimId.Of("t", key)),
             new GrainState<ClaimState>(new ClaimState { Tenant = "t", Active = lease, LeaseCount = 1 }));
+    }
+
+    /// <summary>One silo whose default pool holds <paramref name="ready"/> warm sandboxes.</summary>
+    private static async Task<BrokerCluster> WithReadySandboxes(int ready)
+    {
+        var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:default:MinReady"] = ready.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("default");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= ready, $"the pool has {ready} ready sandboxes");
+        return broker;
     }
 }
