@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Persistence;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
@@ -34,6 +35,7 @@ public sealed partial class PoolGrain(
     SandboxProviderRegistry providers,
     BrokerIndex index,
     BrokerGrains grains,
+    FreshGrains fresh,
     TimeProvider time,
     ILogger<PoolGrain> logger) : Grain, IPoolGrain, IRemindable
 {
@@ -238,5 +240,11 @@ public sealed partial class PoolGrain(
     private PoolConfig RequireConfig() =>
         S.Config ?? throw new BrokerException(ErrorCodes.NotFound, $"pool '{Name}' does not exist") { Field = "pool" };
 
-    private static string NewSandboxId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    /// <summary>A new random id, marked fresh: its sandbox's first activation on this silo skips the read of a row that cannot exist.</summary>
+    private string NewSandboxId()
+    {
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        fresh.Mark(grains.Sandbox(id).GetGrainId());
+        return id;
+    }
 }

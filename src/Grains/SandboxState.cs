@@ -34,6 +34,18 @@ public sealed class SandboxState : IIndexedState
 
     public IReadOnlyList<AuditEvent> TakeAudit() => _audit?.Take() ?? [];
 
+    /// <summary>
+    /// Writes no caller waits on may ride with the silo's next batch: a pool's spare on its way to ready (no claim asked for
+    /// it; a cold create carries its claim's key as a label), and a deletion under way (its outcome is nobody's answer; a
+    /// release is acknowledged only once it is stored, a few milliseconds later at most).
+    /// </summary>
+    public bool WriteCanWait => Status switch
+    {
+        SandboxStatus.Provisioning or SandboxStatus.Ready => Spec is { } spec && !spec.Labels.ContainsKey(BrokerLabels.ClaimKey),
+        SandboxStatus.Deleting or SandboxStatus.Deleted => true,
+        _ => false,
+    };
+
     public object? IndexRow(string grainKey) => Spec is not { } spec ? null
         : new SandboxRow(grainKey, spec.Pool, spec.Provider, SandboxLifecycle.Format(Status), LeaseName ?? spec.Name, ExternalId,
             Tenant, Owner, ClaimKey, CreatedAt, UpdatedAt, LeaseExpiresAt, Status == SandboxStatus.Deleting ? RetryAt ?? UpdatedAt : null);

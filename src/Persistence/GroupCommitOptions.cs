@@ -15,6 +15,12 @@ public sealed class GroupCommitOptions
     public int BatchesInFlight { get; set; } = 1;
 
     /// <summary>
+    /// How long a write nobody waits on (a pool's spare, a deletion's progress) may wait for a batch to ride with before it
+    /// goes alone; zero sends it at once like any other. Only such writes wait: a write a caller is waiting on never does.
+    /// </summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
     /// How the state is encoded: <see cref="StateFormat.Binary"/> (Orleans' serializer: smaller and several times cheaper
     /// to write and read, docs/BENCHMARKS.md) or <see cref="StateFormat.Json"/> (readable in psql). Rows of either
     /// format are read whatever this says.

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -22,19 +23,22 @@ public static class GroupCommitRegistration
     {
         services.Configure<GroupCommitOptions>(configuration.GetSection(GroupCommitOptions.Section));
         services.AddSingleton<StorageTelemetry>();
+        services.TryAddSingleton(sp => new FreshGrains(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.AddKeyedSingleton(DataSourceKey, (_, _) => NpgsqlDataSource.Create(GrainStateConnectionString(connectionString)));
         services.AddSingleton(sp => new GroupCommitWriter(
             sp.GetRequiredKeyedService<NpgsqlDataSource>(DataSourceKey),
             sp.GetRequiredService<IOptions<ClusterOptions>>().Value.ServiceId,
             sp.GetRequiredService<IOptions<GroupCommitOptions>>(),
             sp.GetRequiredService<ILogger<GroupCommitWriter>>(),
-            sp.GetRequiredService<StorageTelemetry>()));
+            sp.GetRequiredService<StorageTelemetry>(),
+            sp.GetService<TimeProvider>()));
         services.AddSingleton(sp => new StateSerializers(
             new OrleansGrainStorageSerializer(sp.GetRequiredService<Serializer>()),
             sp.GetRequiredService<IGrainStorageSerializer>(),
             sp.GetRequiredService<IOptions<GroupCommitOptions>>()));
         services.AddKeyedSingleton<IGrainStorage>(name, (sp, _) =>
-            new GroupCommitGrainStorage(sp.GetRequiredService<GroupCommitWriter>(), sp.GetRequiredService<StateSerializers>()));
+            new GroupCommitGrainStorage(sp.GetRequiredService<GroupCommitWriter>(), sp.GetRequiredService<StateSerializers>(),
+                sp.GetRequiredService<FreshGrains>()));
         return services;
     }
 

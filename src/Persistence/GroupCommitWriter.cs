@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -20,6 +21,12 @@ namespace SandboxBroker.Persistence;
 /// connection fails all its operations with the error: their outcome is unknown, and the grains drop their activations
 /// and read back what was stored.
 /// </para>
+/// <para>
+/// A write nobody waits on (<see cref="WriteOperation.CanWait"/>: a pool's spare being created, a deletion's
+/// progress) does not start a batch of its own: it rides with the next one, or goes after
+/// <see cref="GroupCommitOptions.MaxWait"/> when nothing else is written. At low load that is what keeps such writes from
+/// costing a transaction each; at high load batches go all the time and it changes nothing.
+/// </para>
 /// </summary>
 public sealed class GroupCommitWriter : IAsyncDisposable
 {
@@ -31,9 +38,17 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     private readonly Channel<StateOperation> _queue = Channel.CreateUnbounded<StateOperation>();
     private readonly Task[] _loops;
 
+    /// <summary>Writes that can wait, until a batch takes them or <see cref="_maxWait"/> sends them.</summary>
+    private readonly ConcurrentQueue<StateOperation> _waiting = new();
+    private readonly TimeSpan _maxWait;
+    private readonly TimeProvider _time;
+    private int _sendWaitingScheduled;
+
     public GroupCommitWriter(NpgsqlDataSource dataSource, string serviceId, IOptions<GroupCommitOptions> options, ILogger<GroupCommitWriter> logger,
-        StorageTelemetry telemetry)
+        StorageTelemetry telemetry, TimeProvider? time = null)
     {
+        _maxWait = options.Value.MaxWait;
+        _time = time ?? TimeProvider.System;
         _telemetry = telemetry;
         _dataSource = dataSource;
         _serviceId = serviceId;
@@ -54,7 +69,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
         Enqueue(new ReadOperation(stateName, grainKey));
 
     /// <summary>The new version, or null when the row was not at <see cref="WriteOperation.ExpectedVersion"/> (a conflict).</summary>
-    public Task<int?> WriteAsync(WriteOperation write) => Enqueue(write);
+    public Task<int?> WriteAsync(WriteOperation write) => write.CanWait && _maxWait > TimeSpan.Zero ? EnqueueWaiting(write) : Enqueue(write);
 
     /// <summary>True when the row was deleted, false when it was not at the expected version (a conflict).</summary>
     public Task<bool> ClearAsync(ClearOperation clear) => Enqueue(clear);
@@ -68,6 +83,36 @@ public sealed class GroupCommitWriter : IAsyncDisposable
         return operation.Task;
     }
 
+    private Task<T> EnqueueWaiting<T>(StateOperation<T> operation)
+    {
+        _waiting.Enqueue(operation);
+        if (Interlocked.Exchange(ref _sendWaitingScheduled, 1) == 0)
+        {
+            _ = SendWaitingAfterMaxWait();
+        }
+        return operation.Task;
+    }
+
+    private async Task SendWaitingAfterMaxWait()
+    {
+        await Task.Delay(_maxWait, _time);
+        // Cleared before the queue is emptied: a write that arrives meanwhile either goes now or schedules the next send.
+        Volatile.Write(ref _sendWaitingScheduled, 0);
+        SendWaiting();
+    }
+
+    /// <summary>Moves the waiting writes to the queue, so the next batch carries them.</summary>
+    private void SendWaiting()
+    {
+        while (_waiting.TryDequeue(out var operation))
+        {
+            if (!_queue.Writer.TryWrite(operation))
+            {
+                operation.Fail(new ObjectDisposedException(nameof(GroupCommitWriter), "the silo's grain storage is shutting down"));
+            }
+        }
+    }
+
     private async Task RunAsync()
     {
         var batch = new List<StateOperation>(_maxBatch);
@@ -76,6 +121,11 @@ public sealed class GroupCommitWriter : IAsyncDisposable
             while (batch.Count < _maxBatch && _queue.Reader.TryRead(out var operation))
             {
                 batch.Add(operation);
+            }
+            // The writes that can wait ride with this batch (after the queue's, which has operations that cannot).
+            while (batch.Count < _maxBatch && _waiting.TryDequeue(out var waiting))
+            {
+                batch.Add(waiting);
             }
             await RunBatchAsync(batch);
             batch.Clear();
@@ -211,57 +261,8 @@ public sealed class GroupCommitWriter : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        SendWaiting(); // acknowledged only once committed: the writes that were waiting go before the loops stop
         _queue.Writer.TryComplete();
         await Task.WhenAll(_loops);
     }
-}
-
-/// <summary>A stored grain state: its version (the ETag) and its payload (a format byte, then the serialized state).</summary>
-public sealed record StoredState(int Version, byte[] Payload);
-
-public abstract class StateOperation
-{
-    /// <summary>The trace of the grain call that asked for this operation, so the batch's span can join it.</summary>
-    public ActivityContext Caller { get; } = Activity.Current?.Context ?? default;
-
-    public abstract void Fail(Exception error);
-}
-
-public abstract class StateOperation<T> : StateOperation
-{
-    private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    public Task<T> Task => _done.Task;
-
-    public void Complete(T result) => _done.TrySetResult(result);
-
-    public override void Fail(Exception error) => _done.TrySetException(error);
-}
-
-public sealed class ReadOperation(string stateName, string grainKey) : StateOperation<StoredState?>
-{
-    public string StateName { get; } = stateName;
-    public string GrainKey { get; } = grainKey;
-}
-
-/// <summary>A state write with what the broker records beside it (index row, audit events), stored together or not at all.</summary>
-/// <param name="ExpectedVersion">The version the grain read or last wrote; null: no row may exist yet.</param>
-public sealed class WriteOperation(string stateName, string grainKey, int? expectedVersion, byte[] payload, object? indexRow,
-    IReadOnlyList<Storage.AuditEvent> audit) : StateOperation<int?>
-{
-    public string StateName { get; } = stateName;
-    public string GrainKey { get; } = grainKey;
-    public int? ExpectedVersion { get; } = expectedVersion;
-    public byte[] Payload { get; } = payload;
-    public object? IndexRow { get; } = indexRow;
-    public IReadOnlyList<Storage.AuditEvent> Audit { get; } = audit;
-}
-
-/// <summary>Deletes a grain's row at its version, with the index row that mirrored it (<paramref name="indexRow"/>'s table).</summary>
-public sealed class ClearOperation(string stateName, string grainKey, int expectedVersion, object? indexRow) : StateOperation<bool>
-{
-    public string StateName { get; } = stateName;
-    public string GrainKey { get; } = grainKey;
-    public int ExpectedVersion { get; } = expectedVersion;
-    public object? IndexRow { get; } = indexRow;
 }

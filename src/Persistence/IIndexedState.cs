@@ -14,4 +14,10 @@ public interface IIndexedState
 
     /// <summary>The audit events recorded since the last write, handed over (and forgotten here) as the write is asked for.</summary>
     IReadOnlyList<AuditEvent> TakeAudit();
+
+    /// <summary>
+    /// Nobody waits on a write of this state as it now is (a pool's spare being created, a deletion under way): the
+    /// storage may hold it for the silo's next batch, up to <see cref="GroupCommitOptions.MaxWait"/>.
+    /// </summary>
+    bool WriteCanWait => false;
 }
