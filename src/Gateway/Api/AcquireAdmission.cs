@@ -77,7 +77,7 @@ public sealed class AcquireAdmission(
         }
         if (Enter(tenant, claimId) is { } refusal)
         {
-            throw Overloaded(refusal);
+            throw Overloaded(refusal).ToException();
         }
         try
         {
@@ -94,7 +94,7 @@ public sealed class AcquireAdmission(
         if (Interlocked.Increment(ref _repeatsInFlight) > maxRepeatsInFlight && maxRepeatsInFlight > 0)
         {
             Interlocked.Decrement(ref _repeatsInFlight);
-            throw Overloaded($"the broker is at capacity ({maxRepeatsInFlight} repeated acquires in flight on this gateway); retry shortly");
+            throw Overloaded(RepeatsFull()).ToException();
         }
         try
         {
@@ -106,36 +106,65 @@ public sealed class AcquireAdmission(
         }
     }
 
-    private static ApiErrorException Overloaded(string reason) =>
-        new ApiError(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Overloaded, reason, RetryAfterSeconds: 1).ToException();
+    private static ApiError Overloaded(string reason) =>
+        new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Overloaded, reason, RetryAfterSeconds: 1);
+
+    private string RepeatsFull() => $"the broker is at capacity ({maxRepeatsInFlight} repeated acquires in flight on this gateway); retry shortly";
+
+    /// <summary>
+    /// Why an acquire of the claim would be refused now; null when it would be admitted. A look before the request's body
+    /// is read, so that under overload a refusal costs neither the body, nor the pool check, nor an exception (each of
+    /// which cost more than the refusal itself); <see cref="RunAsync{T}"/> decides again as it admits.
+    /// </summary>
+    public ApiError? RefusalNow(string tenant, string claimKey)
+    {
+        var claimId = ClaimId.Of(tenant, claimKey);
+        if (recent is not null && recent.IsLikelyActive(claimId))
+        {
+            return maxRepeatsInFlight > 0 && Volatile.Read(ref _repeatsInFlight) >= maxRepeatsInFlight ? Overloaded(RepeatsFull()) : null;
+        }
+        lock (_gate)
+        {
+            return Refusal(tenant, claimId) is { } reason ? Overloaded(reason) : null;
+        }
+    }
 
     /// <summary>Null when admitted; otherwise why not.</summary>
     private string? Enter(string tenant, string claimId)
     {
         lock (_gate)
         {
+            if (Refusal(tenant, claimId) is { } reason)
+            {
+                return reason;
+            }
             if (_waiting.TryGetValue(claimId, out var callers))
             {
                 _waiting[claimId] = callers + 1;
                 return null;
             }
-            var mine = _perTenant.GetValueOrDefault(tenant);
-            if (maxInFlight > 0)
-            {
-                if (_waiting.Count >= maxInFlight)
-                {
-                    return $"the broker is at capacity ({maxInFlight} claim keys with an acquire in flight on this gateway); retry shortly";
-                }
-                var share = FairShare(_perTenant.Count + (mine == 0 ? 1 : 0));
-                if (mine >= share)
-                {
-                    return $"tenant '{tenant}' has its fair share ({share} of {maxInFlight}) of acquires in flight on this gateway; retry shortly";
-                }
-            }
             _waiting[claimId] = 1;
-            _perTenant[tenant] = mine + 1;
+            _perTenant[tenant] = _perTenant.GetValueOrDefault(tenant) + 1;
             return null;
         }
+    }
+
+    /// <summary>Why a new acquire of the claim is refused now (null: admitted); called holding the gate.</summary>
+    private string? Refusal(string tenant, string claimId)
+    {
+        if (maxInFlight <= 0 || _waiting.ContainsKey(claimId))
+        {
+            return null; // no limit, or the claim's acquire is already in flight: this one joins it
+        }
+        if (_waiting.Count >= maxInFlight)
+        {
+            return $"the broker is at capacity ({maxInFlight} claim keys with an acquire in flight on this gateway); retry shortly";
+        }
+        var mine = _perTenant.GetValueOrDefault(tenant);
+        var share = FairShare(_perTenant.Count + (mine == 0 ? 1 : 0));
+        return mine >= share
+            ? $"tenant '{tenant}' has its fair share ({share} of {maxInFlight}) of acquires in flight on this gateway; retry shortly"
+            : null;
     }
 
     /// <summary>How many slots one of <paramref name="activeTenants"/> tenants may hold.</summary>

@@ -55,6 +55,10 @@ public static class ClaimEndpoints
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
         var owner = TenantOf(context, tenant);
+        if (admission.RefusalNow(owner, claimKey) is { } refusal)
+        {
+            return refusal.ToResult(context); // shed before the body is read: under overload most acquires end here
+        }
         var body = await ApiBody.ReadAsync(context, new AcquireBody());
         var request = AcquireRequests.From(body, owner, defaultOwner: claimKey, actor: context.Caller().TokenId);
         await pools.RequireAsync(request.Pool, "pool"); // a made-up pool name activates no pool grain

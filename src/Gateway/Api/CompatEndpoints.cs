@@ -76,6 +76,10 @@ public static class CompatEndpoints
     {
         var track = RequireTrack(context.Request);
         var caller = context.Caller();
+        if (admission.RefusalNow(caller.Tenant, track) is { } refusal)
+        {
+            return refusal.ToResult(context);
+        }
         var labels = new Dictionary<string, string> { ["track_id"] = track };
         if (ApiInput.Header(context.Request, TrackNameHeader, MaxLabelHeaderLength) is { } trackName)
         {

@@ -31,6 +31,34 @@ public sealed class AdmissionTests
     }
 
     [Fact]
+    public async Task The_look_before_the_body_refuses_what_the_admission_would_and_takes_no_slot()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+        var admission = new AcquireAdmission(maxInFlight: 1, recent: new RecentLeases(clock), maxRepeatsInFlight: 1);
+        Assert.Null(admission.RefusalNow("t", "k1"));
+        Assert.Equal(0, admission.InFlight); // a look, not an admission
+
+        var held = new TaskCompletionSource<int>();
+        var inFlight = admission.RunAsync("t", "k1", () => held.Task);
+        var refused = admission.RefusalNow("t", "k2");
+        Assert.Equal((503, "OVERLOADED", 1), (refused?.Status, refused?.Code, refused?.RetryAfterSeconds));
+        Assert.NotNull(admission.RefusalNow("u", "k2")); // the total is full for every tenant
+        Assert.Null(admission.RefusalNow("t", "k1")); // the same key joins the acquire in flight
+        await Assert.ThrowsAsync<ApiErrorException>(() => admission.RunAsync("t", "k2", () => Task.FromResult(0)));
+
+        // Repeats are looked at in their own lane.
+        admission.Remember("t", "leased", clock.GetUtcNow().AddHours(1));
+        Assert.Null(admission.RefusalNow("t", "leased"));
+        var repeat = admission.RunAsync("t", "leased", () => held.Task);
+        Assert.Contains("repeated", admission.RefusalNow("t", "leased")?.Message);
+
+        held.SetResult(1);
+        await Task.WhenAll(inFlight, repeat);
+        Assert.Null(admission.RefusalNow("t", "k2"));
+        Assert.Null(admission.RefusalNow("t", "leased"));
+    }
+
+    [Fact]
     public async Task Concurrent_acquires_of_one_key_take_one_slot_and_are_never_refused()
     {
         var admission = new AcquireAdmission(maxInFlight: 1);
