@@ -26,6 +26,7 @@ public sealed partial class SandboxGrain
                 S.ExternalId = created.ExternalId;
                 S.Connection = secrets.Seal(Id, created.Connection);
                 S.LastError = null;
+                _confirmedAt = time.GetUtcNow();
                 await MoveTo(SandboxStatus.Ready, "sandbox.ready");
                 _justCreated = true;
                 return;
@@ -56,7 +57,8 @@ public sealed partial class SandboxGrain
     /// <summary>
     /// Before a ready sandbox is leased, makes sure the provider still has it running: a sandbox that waited in the
     /// pool may have been stopped (Daytona's auto-stop: it is started), failed (it is deleted, and the claim takes
-    /// another) or vanished (it becomes stale, and the claim takes another). Then, where the provider can relabel,
+    /// another) or vanished (it becomes stale, and the claim takes another). Not asked when this activation saw the
+    /// provider confirm it running within <see cref="BrokerOptions.LeaseRecheckAfter"/>. Then, where the provider can relabel,
     /// the sandbox gets the claim-key label (cold creates carry it from the start).
     /// </summary>
     private async Task PrepareForLease(string claimKey)
@@ -65,7 +67,7 @@ public sealed partial class SandboxGrain
         var provider = providers.Get(spec.Provider);
         using var timeout = new CancellationTokenSource(ProviderCallTimeout);
         var createdForThisClaim = spec.Labels.TryGetValue(BrokerLabels.ClaimKey, out var labelled) && labelled == claimKey;
-        if (!(_justCreated && createdForThisClaim))
+        if (!(_justCreated && createdForThisClaim) && !ConfirmedWithin(options.Value.LeaseRecheckAfter))
         {
             ProviderSandbox? sandbox;
             try
@@ -100,6 +102,9 @@ public sealed partial class SandboxGrain
                         throw Unavailable(e);
                     }
                     break;
+                case ProviderSandboxState.Running:
+                    _confirmedAt = time.GetUtcNow();
+                    break;
             }
         }
         _justCreated = false;
@@ -120,6 +125,8 @@ public sealed partial class SandboxGrain
             new(e.Transient ? ErrorCodes.ProviderUnavailable : ErrorCodes.ProviderError, $"cannot check sandbox {Id} at provider '{spec.Provider}': {e.Message}")
             { RetryAfterSeconds = 5 };
     }
+
+    private bool ConfirmedWithin(TimeSpan window) => _confirmedAt is { } at && window > TimeSpan.Zero && time.GetUtcNow() - at <= window;
 
     /// <summary>
     /// A provider with its own timer (E2B) is told the lease's deadline, so it does not stop the sandbox mid-lease; the

@@ -32,6 +32,9 @@ public sealed partial class SandboxGrain(
     /// <summary>Created by this activation: a cold create's lease, which follows at once, need not ask the provider again.</summary>
     private bool _justCreated;
 
+    /// <summary>When this activation last saw the provider confirm the sandbox running (its create, or a check before a lease).</summary>
+    private DateTimeOffset? _confirmedAt;
+
     private string Id => this.GetPrimaryKeyString();
     private SandboxState S => state.State;
 

@@ -58,6 +58,31 @@ public sealed class LocalProviderTests : IDisposable
         Assert.Equal(ProviderSandboxState.Running, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
     }
 
+    [Fact]
+    public async Task A_warm_sandbox_confirmed_running_within_the_recheck_window_is_leased_without_asking_its_provider()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:lp:Provider"] = "local",
+            ["Broker:Pools:lp:MinReady"] = "1",
+            ["Broker:LeaseRecheckAfter"] = "01:00:00",
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("lp");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 1, "the pool has a warm sandbox");
+        var warm = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'lp' AND status = 'ready'"))!;
+        var provider = broker.SiloService<SandboxProviderRegistry>().Get("local");
+        await provider.StopAsync(warm, null, CancellationToken.None); // behind the broker's back, right after its create
+
+        var lease = await broker.Grains.GetClaim("t", "track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
+
+        // Created moments ago, so not asked: the lease went ahead without the provider check that would have started it
+        // (the test above, with a window of zero, shows the check), and the provider was still relabelled.
+        Assert.Equal((AcquireOutcome.Warm, warm), (lease.Outcome, lease.Sandbox.SandboxId));
+        var atProvider = await provider.GetAsync(warm, null, CancellationToken.None);
+        Assert.Equal(ProviderSandboxState.Stopped, atProvider!.State);
+        Assert.Equal("track:lp/1", atProvider.Labels[BrokerLabels.ClaimKey]);
+    }
+
     private int Pid(string sandboxId) => int.Parse(File.ReadAllText(Path.Combine(_root, sandboxId, "sandbox.pid")));
 
     public void Dispose()

@@ -20,6 +20,15 @@ public sealed class BrokerOptions
     /// </summary>
     public TimeSpan LeaseCheckPeriod { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// A ready sandbox is checked at its provider before a lease (is it still running? a sandbox that waited in the pool
+    /// may have been auto-stopped, or vanished) unless this silo saw the provider confirm it running within this long:
+    /// created, or checked, moments ago. A burst drains a pool faster than that, so its leases cost no provider call;
+    /// a sandbox that waited longer is checked. Zero checks every time. A sandbox that dies inside the window is found
+    /// by the reconciler, as one that dies after its lease began.
+    /// </summary>
+    public TimeSpan LeaseRecheckAfter { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Concurrently active leases per owner (tenant/owner).</summary>
     public int OwnerMaxActiveLeases { get; set; } = 5;
 

@@ -47,6 +47,8 @@ public sealed class BrokerCluster : IAsyncDisposable
             ["Broker:LeaseCheckPeriod"] = "00:00:01",
             ["Broker:RetryReminderPeriod"] = "00:00:02",
             ["Broker:DeleteRetryMin"] = "00:00:00.200",
+            // Every warm lease asks its provider first, so tests that stop or remove a sandbox at the provider see it checked.
+            ["Broker:LeaseRecheckAfter"] = "00:00:00",
             ["Broker:DeleteRetryMax"] = "00:00:02",
             ["Broker:OwnerMaxActiveLeases"] = "100000",
             ["Broker:Pools:default:MinReady"] = "0",
