@@ -9,7 +9,6 @@ using SandboxBroker.Grains.Providers.Daytona;
 using SandboxBroker.Grains.Providers.E2B;
 using SandboxBroker.Grains.Providers.Http;
 using SandboxBroker.Grains.Providers.PostgresSchema;
-using SandboxBroker.Persistence;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
@@ -23,7 +22,6 @@ public static class BrokerServices
         services.Configure<LocalProviderOptions>(configuration.GetSection(LocalProviderOptions.Section));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BrokerGrains>();
-        services.TryAddSingleton<FreshGrains>(); // the same one the broker's grain storage asks, where it is the one in use
 
         services.AddSingleton(_ => PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-silo"));
         services.AddSingleton<SchemaMigrator>();

@@ -4,7 +4,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
 using SandboxBroker.Grains.Providers;
-using SandboxBroker.Persistence;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
@@ -35,7 +34,6 @@ public sealed partial class PoolGrain(
     SandboxProviderRegistry providers,
     BrokerIndex index,
     BrokerGrains grains,
-    FreshGrains fresh,
     TimeProvider time,
     ILogger<PoolGrain> logger) : Grain, IPoolGrain, IRemindable
 {
@@ -240,11 +238,5 @@ public sealed partial class PoolGrain(
     private PoolConfig RequireConfig() =>
         S.Config ?? throw new BrokerException(ErrorCodes.NotFound, $"pool '{Name}' does not exist") { Field = "pool" };
 
-    /// <summary>A new random id, marked fresh: its sandbox's first activation on this silo skips the read of a row that cannot exist.</summary>
-    private string NewSandboxId()
-    {
-        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-        fresh.Mark(grains.Sandbox(id).GetGrainId());
-        return id;
-    }
+    private static string NewSandboxId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 }

@@ -9,14 +9,13 @@ namespace SandboxBroker.Persistence;
 /// written in the same statement. The version is the ETag, as for the ADO.NET provider: a write over a version that
 /// moved on, or a first write where a row exists, is an <see cref="InconsistentStateException"/> (the backstop against
 /// a duplicate activation). The state is serialized when the write is asked for, in the grain's turn, so a reentrant
-/// grain can go on changing its state while the write is in flight. A grain this silo has just named with a new id
-/// (<see cref="FreshGrains"/>) starts empty without a read.
+/// grain can go on changing its state while the write is in flight.
 /// </summary>
-public sealed class GroupCommitGrainStorage(GroupCommitWriter writer, StateSerializers serializers, FreshGrains fresh) : IGrainStorage
+public sealed class GroupCommitGrainStorage(GroupCommitWriter writer, StateSerializers serializers) : IGrainStorage
 {
     public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
-        var stored = fresh.TryTake(grainId) ? null : await writer.ReadAsync(stateName, Key(grainId));
+        var stored = await writer.ReadAsync(stateName, Key(grainId));
         if (stored is null)
         {
             grainState.RecordExists = false;

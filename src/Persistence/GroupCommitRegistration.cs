@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -23,7 +22,6 @@ public static class GroupCommitRegistration
     {
         services.Configure<GroupCommitOptions>(configuration.GetSection(GroupCommitOptions.Section));
         services.AddSingleton<StorageTelemetry>();
-        services.TryAddSingleton(sp => new FreshGrains(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.AddKeyedSingleton(DataSourceKey, (_, _) => NpgsqlDataSource.Create(GrainStateConnectionString(connectionString)));
         services.AddSingleton(sp => new GroupCommitWriter(
             sp.GetRequiredKeyedService<NpgsqlDataSource>(DataSourceKey),
@@ -37,8 +35,7 @@ public static class GroupCommitRegistration
             sp.GetRequiredService<IGrainStorageSerializer>(),
             sp.GetRequiredService<IOptions<GroupCommitOptions>>()));
         services.AddKeyedSingleton<IGrainStorage>(name, (sp, _) =>
-            new GroupCommitGrainStorage(sp.GetRequiredService<GroupCommitWriter>(), sp.GetRequiredService<StateSerializers>(),
-                sp.GetRequiredService<FreshGrains>()));
+            new GroupCommitGrainStorage(sp.GetRequiredService<GroupCommitWriter>(), sp.GetRequiredService<StateSerializers>()));
         return services;
     }
 
