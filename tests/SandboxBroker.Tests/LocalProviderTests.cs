@@ -40,16 +40,8 @@ public sealed class LocalProviderTests : IDisposable
     [Fact]
     public async Task Acquire_starts_a_warm_sandbox_that_was_stopped_while_it_waited()
     {
-        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
-        {
-            ["Broker:Pools:lp:Provider"] = "local",
-            ["Broker:Pools:lp:MinReady"] = "1",
-        });
-        var pool = broker.Grains.GetGrain<IPoolGrain>("lp");
-        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 1, "the pool has a warm sandbox");
-        var warm = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'lp' AND status = 'ready'"))!;
-        var provider = broker.SiloService<SandboxProviderRegistry>().Get("local");
-        await provider.StopAsync(warm, null, CancellationToken.None);
+        var (broker, provider, warm) = await OneWarmSandboxStoppedAtItsProvider(recheckAfter: "00:00:00");
+        await using var _ = broker;
         Assert.Equal(ProviderSandboxState.Stopped, (await provider.GetAsync(warm, null, CancellationToken.None))!.State);
 
         var lease = await broker.Grains.GetClaim("t", "track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
@@ -61,17 +53,8 @@ public sealed class LocalProviderTests : IDisposable
     [Fact]
     public async Task A_warm_sandbox_confirmed_running_within_the_recheck_window_is_leased_without_asking_its_provider()
     {
-        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
-        {
-            ["Broker:Pools:lp:Provider"] = "local",
-            ["Broker:Pools:lp:MinReady"] = "1",
-            ["Broker:LeaseRecheckAfter"] = "01:00:00",
-        });
-        var pool = broker.Grains.GetGrain<IPoolGrain>("lp");
-        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 1, "the pool has a warm sandbox");
-        var warm = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'lp' AND status = 'ready'"))!;
-        var provider = broker.SiloService<SandboxProviderRegistry>().Get("local");
-        await provider.StopAsync(warm, null, CancellationToken.None); // behind the broker's back, right after its create
+        var (broker, provider, warm) = await OneWarmSandboxStoppedAtItsProvider(recheckAfter: "01:00:00");
+        await using var _ = broker;
 
         var lease = await broker.Grains.GetClaim("t", "track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
 
@@ -81,6 +64,23 @@ public sealed class LocalProviderTests : IDisposable
         var atProvider = await provider.GetAsync(warm, null, CancellationToken.None);
         Assert.Equal(ProviderSandboxState.Stopped, atProvider!.State);
         Assert.Equal("track:lp/1", atProvider.Labels[BrokerLabels.ClaimKey]);
+    }
+
+    /// <summary>A one-silo cluster whose pool "lp" has one ready sandbox, stopped at the provider behind the broker's back right after its create.</summary>
+    private static async Task<(BrokerCluster Broker, ISandboxProvider Provider, string Warm)> OneWarmSandboxStoppedAtItsProvider(string recheckAfter)
+    {
+        var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:lp:Provider"] = "local",
+            ["Broker:Pools:lp:MinReady"] = "1",
+            ["Broker:LeaseRecheckAfter"] = recheckAfter,
+        });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("lp");
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 1, "the pool has a warm sandbox");
+        var warm = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'lp' AND status = 'ready'"))!;
+        var provider = broker.SiloService<SandboxProviderRegistry>().Get("local");
+        await provider.StopAsync(warm, null, CancellationToken.None);
+        return (broker, provider, warm);
     }
 
     private int Pid(string sandboxId) => int.Parse(File.ReadAllText(Path.Combine(_root, sandboxId, "sandbox.pid")));
