@@ -15,8 +15,9 @@ public sealed class GroupCommitOptions
     public int BatchesInFlight { get; set; } = 1;
 
     /// <summary>
-    /// How long a write nobody waits on (a pool's spare, a deletion's progress) may wait for a batch to ride with before it
-    /// goes alone; zero sends it at once like any other. Only such writes wait: a write a caller is waiting on never does.
+    /// How long a write whose state says it can wait (<see cref="IIndexedState.WriteCanWait"/>: a pool's spare, a deletion
+    /// under way) may wait for a batch to ride with before it goes alone; zero sends it at once like any other. The one
+    /// caller who feels it is a release, which is answered once its sandbox's `deleting` write is stored.
     /// </summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromMilliseconds(10);
 

@@ -16,8 +16,9 @@ public interface IIndexedState
     IReadOnlyList<AuditEvent> TakeAudit();
 
     /// <summary>
-    /// Nobody waits on a write of this state as it now is (a pool's spare being created, a deletion under way): the
-    /// storage may hold it for the silo's next batch, up to <see cref="GroupCommitOptions.MaxWait"/>.
+    /// A write of this state as it now is can wait for the silo's next batch, up to <see cref="GroupCommitOptions.MaxWait"/>:
+    /// no answer depends on it, or (a sandbox's `deleting` write, which a release waits for) a few milliseconds more are
+    /// worth the transaction saved.
     /// </summary>
     bool WriteCanWait => false;
 }
