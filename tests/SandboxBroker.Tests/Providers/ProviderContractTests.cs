@@ -169,11 +169,63 @@ public abstract class HttpProviderContractTests : ProviderContractTests
 
 public sealed class LocalProviderContract : ProviderContractTests
 {
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "sandboxbroker-contract-" + Guid.NewGuid().ToString("N"));
+
     protected override Task<(ISandboxProvider Provider, IAsyncDisposable Resources)> StartProviderAsync()
     {
-        var root = Path.Combine(Path.GetTempPath(), "sandboxbroker-contract-" + Guid.NewGuid().ToString("N"));
-        var provider = new LocalSandboxProvider(Options.Create(new LocalProviderOptions { Root = root }), NullLogger<LocalSandboxProvider>.Instance);
-        return Task.FromResult<(ISandboxProvider, IAsyncDisposable)>((provider, new DeleteDirectory(root)));
+        var provider = new LocalSandboxProvider(Options.Create(new LocalProviderOptions { Root = _root }), NullLogger<LocalSandboxProvider>.Instance);
+        return Task.FromResult<(ISandboxProvider, IAsyncDisposable)>((provider, new DeleteDirectory(_root)));
+    }
+
+    private string LabelsFile(string id) => Path.Combine(_root, id, "labels.json");
+
+    private Task RelabelAsync(string id, string claimKey) => ((ISandboxLabelUpdater)Provider).SetLabelsAsync(id, null,
+        new Dictionary<string, string> { [BrokerLabels.ClaimKey] = claimKey }, CancellationToken.None);
+
+    [Fact]
+    public async Task A_label_torn_by_a_crash_is_ignored_and_the_sandbox_keeps_the_labels_it_was_created_with()
+    {
+        var id = NewId();
+        await CreateAsync(id);
+        await RelabelAsync(id, "track:lab/7");
+        await File.WriteAllTextAsync(LabelsFile(id), $"{{\"{BrokerLabels.ClaimKey}\": \"track:la"); // a write cut short
+
+        var got = await Provider.GetAsync(id, null, CancellationToken.None);
+        var listed = await Provider.ListAllAsync(new Dictionary<string, string> { [BrokerLabels.SandboxId] = id });
+
+        Assert.Equal("github:octo/repo#42", got!.Labels[BrokerLabels.ClaimKey]);
+        Assert.Equal(id, Assert.Single(listed).SandboxId);
+        await RelabelAsync(id, "track:lab/8"); // and the next relabel writes a whole file again
+        Assert.Equal("track:lab/8", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+    }
+
+    [Fact]
+    public async Task A_relabel_outlives_stop_and_start_and_a_longer_label_then_a_shorter_one_reads_back_whole()
+    {
+        var id = NewId();
+        await CreateAsync(id);
+        await RelabelAsync(id, "github:octo/a-much-longer-repository-name#123456");
+        await RelabelAsync(id, "track:lab/1");
+        await Provider.StopAsync(id, null, CancellationToken.None);
+        await Provider.StartAsync(id, null, CancellationToken.None);
+
+        var got = await Provider.GetAsync(id, null, CancellationToken.None);
+
+        Assert.Equal("track:lab/1", got!.Labels[BrokerLabels.ClaimKey]);
+        Assert.Equal(ProviderSandboxState.Running, got.State);
+    }
+
+    [Fact]
+    public async Task A_create_over_a_delete_interrupted_after_its_metadata_went_does_not_inherit_the_old_label()
+    {
+        var id = NewId();
+        await CreateAsync(id);
+        await RelabelAsync(id, "track:lab/old");
+        File.Delete(Path.Combine(_root, id, "sandbox.json")); // the delete's first step, then the crash
+
+        Assert.Null(await Provider.GetAsync(id, null, CancellationToken.None));
+        await CreateAsync(id);
+        Assert.Equal("github:octo/repo#42", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
     }
 
     private sealed class DeleteDirectory(string root) : IAsyncDisposable
