@@ -6,7 +6,8 @@ namespace SandboxBroker.LoadGen;
 /// Cumulative counters of one database: statements executed (pg_stat_statements, when the server preloads it, as
 /// deploy/pg.sh's does; null otherwise), transactions and rows (pg_stat_database) and row writes and scans per
 /// table (pg_stat_user_tables). Every autocommit statement is also one transaction, so where statements cannot be
-/// counted, transactions per operation is the closest server-side count of round trips.
+/// counted, transactions per operation is the closest server-side count of round trips. The WAL written (pg_stat_wal,
+/// Postgres 14 and later; null before) is the whole server's: it is what a checkpoint's full-page images multiply.
 /// </summary>
 public sealed record PostgresCounters(
     string Database,
@@ -18,7 +19,8 @@ public sealed record PostgresCounters(
     long TupUpdated,
     long TupDeleted,
     IReadOnlyDictionary<string, TableCounters> Tables,
-    long? Statements = null)
+    long? Statements = null,
+    WalCounters? Wal = null)
 {
     public static async Task<PostgresCounters> ReadAsync(string connectionString, CancellationToken ct)
     {
@@ -48,7 +50,20 @@ public sealed record PostgresCounters(
                 tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
             }
         }
-        return result with { Tables = tables, Statements = await TryReadStatementsAsync(connection, ct) };
+        return result with { Tables = tables, Statements = await TryReadStatementsAsync(connection, ct), Wal = await TryReadWalAsync(connection, ct) };
+    }
+
+    /// <summary>The server's WAL counters; null before Postgres 14, which has no pg_stat_wal.</summary>
+    private static async Task<WalCounters?> TryReadWalAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        if (connection.PostgreSqlVersion.Major < 14)
+        {
+            return null;
+        }
+        await using var wal = new NpgsqlCommand("SELECT wal_records, wal_fpi, wal_bytes::bigint FROM pg_stat_wal", connection);
+        await using var reader = await wal.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return new WalCounters(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
     }
 
     /// <summary>Statements this database has executed, from pg_stat_statements; null when the server does not preload it.</summary>
@@ -98,14 +113,23 @@ public sealed record PostgresCounters(
         var rollbacks = after.XactRollback - before.XactRollback;
         var written = (after.TupInserted - before.TupInserted) + (after.TupUpdated - before.TupUpdated) + (after.TupDeleted - before.TupDeleted);
         var statements = after.Statements - before.Statements;
+        var wal = after.Wal is { } wa && before.Wal is { } wb ? new WalDelta(Per(wa.Records - wb.Records), Per(wa.FullPageImages - wb.FullPageImages),
+            Per(wa.Bytes - wb.Bytes)) : null;
         return new PostgresDelta(
             after.Database, Math.Round(seconds, 1), ops, commits, rollbacks,
             after.TupInserted - before.TupInserted, after.TupUpdated - before.TupUpdated, after.TupDeleted - before.TupDeleted,
             after.TupReturned - before.TupReturned, after.TupFetched - before.TupFetched,
             Per(commits + rollbacks), Per(written), clientStatements is { } s ? Per(s) : null, tables,
-            statements is { } n ? Per(n) : null);
+            statements is { } n ? Per(n) : null, wal);
     }
 }
+
+/// <summary>pg_stat_wal's WAL records, full-page images and bytes since the server's statistics were reset.</summary>
+public sealed record WalCounters(long Records, long FullPageImages, long Bytes);
+
+/// <summary>WAL per successful operation: records, full-page images (written for a page's first change after a
+/// checkpoint) and bytes.</summary>
+public sealed record WalDelta(double RecordsPerOp, double FullPageImagesPerOp, double BytesPerOp);
 
 public sealed record TableCounters(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans);
 
@@ -127,4 +151,5 @@ public sealed record PostgresDelta(
     double RowWritesPerOp,
     double? ClientStatementsPerOp,
     IReadOnlyDictionary<string, TableDelta> Tables,
-    double? StatementsPerOp);
+    double? StatementsPerOp,
+    WalDelta? Wal = null);

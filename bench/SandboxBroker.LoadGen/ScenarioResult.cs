@@ -102,6 +102,10 @@ public sealed record ScenarioResult(
                 sb.Append(CultureInfo.InvariantCulture, $", {statements:0.00} pg statements/op");
             }
             sb.Append(CultureInfo.InvariantCulture, $", {pg.TransactionsPerOp:0.00} pg transactions/op, {pg.RowWritesPerOp:0.00} row writes/op");
+            if (pg.Wal is { } wal)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", WAL {wal.BytesPerOp:0} B/op ({wal.FullPageImagesPerOp:0.00} full pages/op)");
+            }
         }
         if (Goal is { } g)
         {
