@@ -202,6 +202,25 @@ log_line_prefix = '%m [%p] %q%u@%d '
 # statements per operation for the benchmark (bench/, docs/BENCHMARKS.md)
 shared_preload_libraries = 'pg_stat_statements'
 EOF
+    ensure_wal_settings
+}
+
+# Appends "NAME = VALUE" once, after a marker comment: a later line wins in postgresql.conf, so this overrides initdb's
+# own line (max_wal_size has one), and an edit made after it by hand is left alone.
+ensure_setting() {
+    local name="$1" value="$2" why="$3"
+    if ! grep -q "^# pg.sh sets $name:" "$PGDATA_DIR/postgresql.conf"; then
+        printf "\n# pg.sh sets %s: %s\n%s = %s\n" "$name" "$why" "$name" "$value" | as_server tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+    fi
+}
+
+# Checkpoints far enough apart for bursts of leases: after each checkpoint the first change of every page writes the
+# whole page to the WAL, and a lease changes rows spread over several tables, so at 1,000 leases a second the default
+# 1GB of WAL filled in minutes and forced the next checkpoint (docs/BENCHMARKS.md, round 7). lz4 shrinks those pages.
+ensure_wal_settings() {
+    ensure_setting max_wal_size 4GB "WAL between checkpoints (docs/BENCHMARKS.md: full-page writes after a checkpoint)"
+    ensure_setting checkpoint_timeout 15min "at most this long between checkpoints"
+    ensure_setting wal_compression lz4 "full-page images compressed"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -284,11 +303,11 @@ cmd_start() {
     if port_in_use; then
         die "port $PG_HOST:$PG_PORT is already in use by another process (set BROKER_PG_PORT to use another port)"
     fi
-    # Clusters initialized before the benchmark counted statements get the setting on their next start.
+    # Clusters initialized before a setting was added get it on their next start.
     if ! grep -q "^shared_preload_libraries" "$PGDATA_DIR/postgresql.conf"; then
-        printf "\n# statements per operation for the benchmark (bench/, docs/BENCHMARKS.md)\nshared_preload_libraries = 'pg_stat_statements'\n" |
-            as_server tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+        ensure_setting shared_preload_libraries "'pg_stat_statements'" "statements per operation for the benchmark (bench/, docs/BENCHMARKS.md)"
     fi
+    ensure_wal_settings
 
     local sockdir
     sockdir="$(socket_dir)"
