@@ -214,9 +214,10 @@ ensure_setting() {
     fi
 }
 
-# Checkpoints far enough apart for bursts of leases: after each checkpoint the first change of every page writes the
-# whole page to the WAL, and a lease changes rows spread over several tables, so at 1,000 leases a second the default
-# 1GB of WAL filled in minutes and forced the next checkpoint (docs/BENCHMARKS.md, round 7). lz4 shrinks those pages.
+# Checkpoints far enough apart for bursts of leases: a lease writes about 4 KB of WAL, so at 1,000 leases a second the
+# default 1GB filled in about four minutes and forced the next checkpoint; after each one the first change of every page
+# writes the whole page to the WAL (5.9 KB per lease in a checkpoint's wake, docs/BENCHMARKS.md round 8). lz4 shrinks
+# those pages.
 ensure_wal_settings() {
     ensure_setting max_wal_size 4GB "WAL between checkpoints (docs/BENCHMARKS.md: full-page writes after a checkpoint)"
     ensure_setting checkpoint_timeout 15min "at most this long between checkpoints"
