@@ -133,7 +133,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         var directory = DirectoryFor(sandboxId);
         if (!File.Exists(Path.Combine(directory, MetadataFile)))
         {
-            throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
+            throw DoesNotExist(sandboxId);
         }
         var added = ReadAddedLabels(directory) ?? new Dictionary<string, string>();
         foreach (var (key, value) in labels)
@@ -171,8 +171,9 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         RandomAccess.SetLength(handle, bytes.Length);
     }
 
-    private LocalMetadata RequireMetadata(string sandboxId, string directory) =>
-        ReadMetadata(directory) ?? throw new ProviderException(Name, $"sandbox {sandboxId} does not exist", transient: false);
+    private LocalMetadata RequireMetadata(string sandboxId, string directory) => ReadMetadata(directory) ?? throw DoesNotExist(sandboxId);
+
+    private ProviderException DoesNotExist(string sandboxId) => new(Name, $"sandbox {sandboxId} does not exist", transient: false);
 
     /// <summary>The metadata, or null when the directory or its metadata file is not there.</summary>
     private LocalMetadata? ReadMetadata(string directory)
