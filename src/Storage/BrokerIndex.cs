@@ -2,9 +2,20 @@ using Npgsql;
 
 namespace SandboxBroker.Storage;
 
-/// <summary>Reads the broker's index tables (broker_sandboxes, broker_claims) without activating grains.</summary>
+/// <summary>
+/// Reads the broker's index tables (broker_sandboxes, broker_claims) without activating grains. The queries that run
+/// while the broker is busy read partial indexes (deploy/sql/0017): their status sets are written into the SQL as
+/// literals, because a status list passed as a parameter lets a prepared statement's generic plan skip the index.
+/// </summary>
 public sealed class BrokerIndex(NpgsqlDataSource dataSource)
 {
+    private static readonly string PendingDeletion = SqlList(SandboxLifecycle.PendingDeletion);
+    private static readonly string Live = SqlList(SandboxLifecycle.Live);
+
+    /// <summary>The statuses as SQL literals ('a', 'b'): enum names, so nothing needs quoting.</summary>
+    private static string SqlList(IEnumerable<SandboxStatus> statuses) =>
+        string.Join(", ", SandboxLifecycle.Format(statuses).Select(s => $"'{s}'"));
+
     /// <summary>Sandboxes of a provider that the broker believes exist (ready or leased), created before a moment.</summary>
     public async Task<IReadOnlyList<SandboxRow>> ListLiveAsync(string provider, DateTimeOffset createdBefore, CancellationToken ct)
     {
@@ -21,28 +32,40 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// One page of sandboxes in creation order. The cursor is the last row's (created_at, sandbox_id), so pages
-    /// stay stable while sandboxes are added. A null tenant lists every tenant's (an admin).
+    /// stay stable while sandboxes are added. A null tenant lists every tenant's (an admin). Only the filters given are
+    /// in the SQL: a prepared statement's generic plan cannot drop a "$1 IS NULL OR" branch, and with it a tenant's page
+    /// would walk every tenant's sandboxes instead of reading ix_broker_sandboxes_tenant_listed.
     /// </summary>
     public async Task<IReadOnlyList<SandboxRow>> ListSandboxesAsync(SandboxQuery query, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("""
+        await using var command = dataSource.CreateCommand();
+        var conditions = new List<string>();
+        void Filter(string column, string? value)
+        {
+            if (value is not null)
+            {
+                command.Parameters.Add(Text(value));
+                conditions.Add($"{column} = ${command.Parameters.Count}");
+            }
+        }
+        Filter("tenant", query.Tenant);
+        Filter("status", query.Status);
+        Filter("pool", query.Pool);
+        Filter("owner", query.Owner);
+        if (query.After is { } after)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = after.CreatedAt.UtcDateTime, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+            command.Parameters.Add(Text(after.SandboxId));
+            conditions.Add($"(created_at, sandbox_id) > (${command.Parameters.Count - 1}, ${command.Parameters.Count})");
+        }
+        command.Parameters.Add(new NpgsqlParameter { Value = query.Limit });
+        command.CommandText = $"""
             SELECT sandbox_id, pool, provider, status, name, external_id, tenant, owner, claim_key, created_at, updated_at, expires_at
             FROM broker_sandboxes
-            WHERE ($1::text IS NULL OR tenant = $1)
-              AND ($2::text IS NULL OR status = $2)
-              AND ($3::text IS NULL OR pool = $3)
-              AND ($4::text IS NULL OR owner = $4)
-              AND ($5::timestamptz IS NULL OR (created_at, sandbox_id) > ($5, $6))
+            {(conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions))}
             ORDER BY created_at, sandbox_id
-            LIMIT $7
-            """);
-        command.Parameters.Add(Text(query.Tenant));
-        command.Parameters.Add(Text(query.Status));
-        command.Parameters.Add(Text(query.Pool));
-        command.Parameters.Add(Text(query.Owner));
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)query.After?.CreatedAt.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(Text(query.After?.SandboxId ?? ""));
-        command.Parameters.Add(new NpgsqlParameter { Value = query.Limit });
+            LIMIT ${command.Parameters.Count}
+            """;
         return await ReadSandboxes(command, ct);
     }
 
@@ -68,13 +91,12 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         return claims;
     }
 
-    /// <summary>Sandboxes waiting for deletion (<see cref="SandboxLifecycle.PendingDeletion"/>), oldest change first.</summary>
+    /// <summary>Sandboxes waiting for deletion (<see cref="SandboxLifecycle.PendingDeletion"/>), oldest change first (ix_broker_sandboxes_pending).</summary>
     public async Task<IReadOnlyList<string>> ListPendingDeletionAsync(int limit, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("""
-            SELECT sandbox_id FROM broker_sandboxes WHERE status = ANY($1) ORDER BY updated_at LIMIT $2
+        await using var command = dataSource.CreateCommand($"""
+            SELECT sandbox_id FROM broker_sandboxes WHERE status IN ({PendingDeletion}) ORDER BY updated_at LIMIT $1
             """);
-        command.Parameters.Add(new NpgsqlParameter { Value = SandboxLifecycle.Format(SandboxLifecycle.PendingDeletion) });
         command.Parameters.Add(new NpgsqlParameter { Value = limit });
         return await ReadStrings(command, ct);
     }
@@ -93,22 +115,22 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// A pool's live sandboxes (<see cref="SandboxLifecycle.Live"/>) other than <paramref name="except"/>, counted by status:
-    /// the pool corrects from this the counts it keeps of the sandboxes it does not list (leased, on their way out).
+    /// the pool corrects from this the counts it keeps of the sandboxes it does not list (leased, on their way out)
+    /// (ix_broker_sandboxes_pool_live).
     /// </summary>
     public async Task<IReadOnlyDictionary<string, long>> CountLiveAsync(string pool, IReadOnlyCollection<string> except, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("""
+        await using var command = dataSource.CreateCommand($"""
             SELECT status, count(*) FROM broker_sandboxes
-            WHERE pool = $1 AND status = ANY($2) AND NOT (sandbox_id = ANY($3))
+            WHERE pool = $1 AND status IN ({Live}) AND NOT (sandbox_id = ANY($2))
             GROUP BY status
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = pool });
-        command.Parameters.Add(new NpgsqlParameter { Value = SandboxLifecycle.Format(SandboxLifecycle.Live) });
         command.Parameters.Add(new NpgsqlParameter { Value = except.ToArray() });
         return await ReadCounts(command, ct);
     }
 
-    /// <summary>A pool's ready and provisioning sandboxes, oldest change first: what the pool hands out and is creating.</summary>
+    /// <summary>A pool's ready and provisioning sandboxes, oldest change first: what the pool hands out and is creating (ix_broker_sandboxes_waiting).</summary>
     public async Task<IReadOnlyList<(string SandboxId, string Status, DateTimeOffset Since)>> ListReadyAndProvisioningAsync(string pool, CancellationToken ct)
     {
         await using var command = dataSource.CreateCommand("""
@@ -126,7 +148,10 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         return rows;
     }
 
-    /// <summary>A pool's ready sandboxes other than <paramref name="except"/> unchanged since <paramref name="before"/>: ready, but no pool lists them.</summary>
+    /// <summary>
+    /// A pool's ready sandboxes other than <paramref name="except"/> unchanged since <paramref name="before"/>: ready, but no
+    /// pool lists them (ix_broker_sandboxes_waiting).
+    /// </summary>
     public async Task<IReadOnlyList<string>> ListStrayReadyAsync(string pool, IReadOnlyCollection<string> except, DateTimeOffset before, CancellationToken ct)
     {
         await using var command = dataSource.CreateCommand("""
