@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Microsoft.Win32.SafeHandles;
 
 namespace SandboxBroker.Grains.Providers;
 
@@ -135,24 +136,45 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         {
             throw DoesNotExist(sandboxId);
         }
-        var added = ReadAddedLabels(directory) ?? new Dictionary<string, string>();
+        // One open for the read and the write: a lease's relabel is on the acquire's path.
+        using var handle = File.OpenHandle(Path.Combine(directory, LabelsFile), FileMode.OpenOrCreate, FileAccess.ReadWrite);
+        var length = RandomAccess.GetLength(handle);
+        var added = ReadAddedLabels(handle, length, directory) ?? new Dictionary<string, string>();
         foreach (var (key, value) in labels)
         {
             added[key] = value;
         }
-        WriteAddedLabels(directory, added);
+        WriteAddedLabels(handle, length, added);
         return Task.CompletedTask;
     }
 
     /// <summary>The labels set since the create; null when none were, or when the file is torn (see the class remarks).</summary>
     private Dictionary<string, string>? ReadAddedLabels(string directory)
     {
-        var file = Path.Combine(directory, LabelsFile);
         try
         {
-            return File.Exists(file) ? JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllBytes(file), Json) : null;
+            using var handle = File.OpenHandle(Path.Combine(directory, LabelsFile));
+            return ReadAddedLabels(handle, RandomAccess.GetLength(handle), directory);
         }
-        catch (Exception e) when (e is JsonException or FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private Dictionary<string, string>? ReadAddedLabels(SafeFileHandle handle, long length, string directory)
+    {
+        if (length == 0)
+        {
+            return null;
+        }
+        var bytes = new byte[length];
+        var read = RandomAccess.Read(handle, bytes, 0);
+        try
+        {
+            return JsonSerializer.Deserialize<Dictionary<string, string>>(bytes.AsSpan(0, read), Json);
+        }
+        catch (JsonException e)
         {
             logger.LogWarning("Ignoring the unreadable labels of local sandbox {Directory}: {Error}", directory, e.Message);
             return null;
@@ -160,15 +182,17 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
     }
 
     /// <summary>
-    /// Overwrites the labels file in place: opened without truncation and cut to the new length after the write, so ext4
-    /// has no replaced or emptied file to write out at once.
+    /// Overwrites the labels file in place: opened without truncation and cut to the new length only when it shrank, so
+    /// ext4 has no replaced or emptied file to write out at once.
     /// </summary>
-    private static void WriteAddedLabels(string directory, Dictionary<string, string> labels)
+    private static void WriteAddedLabels(SafeFileHandle handle, long oldLength, Dictionary<string, string> labels)
     {
         var bytes = JsonSerializer.SerializeToUtf8Bytes(labels, Json);
-        using var handle = File.OpenHandle(Path.Combine(directory, LabelsFile), FileMode.OpenOrCreate, FileAccess.Write);
         RandomAccess.Write(handle, bytes, 0);
-        RandomAccess.SetLength(handle, bytes.Length);
+        if (bytes.Length < oldLength)
+        {
+            RandomAccess.SetLength(handle, bytes.Length);
+        }
     }
 
     private LocalMetadata RequireMetadata(string sandboxId, string directory) => ReadMetadata(directory) ?? throw DoesNotExist(sandboxId);
