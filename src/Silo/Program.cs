@@ -36,6 +36,7 @@ public static class Program
         var connectionString = PostgresOptions.Resolve(builder.Configuration);
         var silo = builder.Configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
         var http = builder.Configuration.GetSection(HttpSettings.Section).Get<HttpSettings>() ?? new HttpSettings();
+        DashboardSettings.Bind(builder.Configuration); // its mistakes too are one line before anything starts
 
         EnsurePortFree(silo.AdvertisedAddress, silo.SiloPort, "silo port (Orleans:SiloPort)");
         EnsurePortFree(silo.AdvertisedAddress, silo.GatewayPort, "gateway port (Orleans:GatewayPort)");

@@ -61,7 +61,8 @@ public static class SiloConfiguration
         // Grain calls carry the caller's trace context, so one trace runs from the gateway's request through the grains.
         silo.AddActivityPropagation();
         silo.AddBrokerMetrics(configuration);
-        silo.AddDashboard();
+        var dashboard = DashboardSettings.Bind(configuration);
+        silo.AddDashboard(o => o.CounterUpdateIntervalMs = (int)dashboard.CounterUpdateInterval.TotalMilliseconds);
         silo.UseClusterTls(configuration);
         silo.AddStartupTask(WakeUp);
     }

@@ -93,6 +93,16 @@ public sealed class StartupTests
         Assert.Equal(2, code);
         Assert.Equal($"sandboxbroker-silo: HTTP port (Http:Port) 127.0.0.1:{port} is already in use", error);
     }
+
+    [Fact]
+    public async Task A_dashboard_sample_interval_under_a_second_is_one_line_and_a_non_zero_exit()
+    {
+        var environment = Ports();
+        environment["Dashboard__CounterUpdateInterval"] = "00:00:00.500";
+        var (code, error) = await RunSilo(environment);
+        Assert.Equal(2, code);
+        Assert.Equal("sandboxbroker-silo: Dashboard:CounterUpdateInterval is 00:00:00.5000000; the dashboard samples at most once a second (e.g. 00:00:05)", error);
+    }
 }
 
 /// <summary>The gateway, too, says what is wrong in one line.</summary>
