@@ -77,21 +77,48 @@ public sealed class IndexPlanTests
         Assert.Empty(await index.ListSandboxesAsync(new SandboxQuery("acme", null, "q", null, null, 10), CancellationToken.None));
     }
 
+    [Fact]
+    public async Task Retention_finds_the_audit_rows_past_it_through_the_time_index()
+    {
+        await using var db = await Seeded();
+        await using (var append = db.DataSource.CreateCommand("""
+            INSERT INTO broker_audit_log (occurred_at, entity_type, entity_id, event)
+            SELECT $1::timestamptz + n * interval '1 minute', 'sandbox', 's' || n, 'sandbox.ready' FROM generate_series(1, 100) n
+            """))
+        {
+            append.Parameters.Add(new NpgsqlParameter { Value = T0.UtcDateTime });
+            await append.ExecuteNonQueryAsync();
+        }
+        await using (var summarize = db.DataSource.CreateCommand("VACUUM ANALYZE broker_audit_log"))
+        {
+            await summarize.ExecuteNonQueryAsync();
+        }
+
+        var deleted = await ReadsIndex(db, "ix_broker_audit_log_occurred_brin",
+            dataSource => new AuditLog(dataSource).PruneAsync(T0 + TimeSpan.FromMinutes(30.5), batch: 7, maxBatches: 100, CancellationToken.None));
+
+        Assert.Equal(30, deleted); // the first of eight runs, in batches of 7; the runs after it find nothing more
+        Assert.Equal(70L, await db.ScalarAsync<long>("SELECT count(*) FROM broker_audit_log"));
+        Assert.Equal((T0 + TimeSpan.FromMinutes(31)).UtcDateTime, await db.ScalarAsync<DateTime>("SELECT min(occurred_at) FROM broker_audit_log"));
+    }
+
     /// <summary>
     /// Runs <paramref name="query"/> with sequential scans off and waits until Postgres counts a scan of
     /// <paramref name="indexName"/> (its statistics arrive within about a second of the read).
     /// </summary>
-    private static async Task<T> ReadsIndex<T>(TestDatabase db, string indexName, Func<BrokerIndex, Task<T>> query)
+    private static Task<T> ReadsIndex<T>(TestDatabase db, string indexName, Func<BrokerIndex, Task<T>> query) =>
+        ReadsIndex(db, indexName, (NpgsqlDataSource dataSource) => query(new BrokerIndex(dataSource)));
+
+    private static async Task<T> ReadsIndex<T>(TestDatabase db, string indexName, Func<NpgsqlDataSource, Task<T>> query)
     {
         var before = await Scans(db, indexName);
         var noSeqScan = new NpgsqlConnectionStringBuilder(db.ConnectionString) { Options = "-c enable_seqscan=off", MaxAutoPrepare = 64, AutoPrepareMinUsages = 1 };
         await using var dataSource = NpgsqlDataSource.Create(noSeqScan.ConnectionString);
-        var index = new BrokerIndex(dataSource);
         // Several times: prepared statements switch to a generic plan after five runs, and the index must serve that plan too.
-        var result = await query(index);
+        var result = await query(dataSource);
         for (var i = 0; i < 7; i++)
         {
-            await query(index);
+            await query(dataSource);
         }
         await dataSource.DisposeAsync(); // a session that ends sends its statistics
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
