@@ -10,6 +10,8 @@
 #   BROKER_DASHBOARD_PASSWORD  the silos' dashboard password (user admin); generated and printed when unset
 #   BROKER_ADMIN_TOKEN         the admin token handed to the gateway; generated and printed when unset
 #   RUN_TAIL_LOGS=0            do not copy the logs to the terminal (they are always in .run/)
+#   BROKER_Providers__Local__Root  where the local provider keeps its sandboxes (default .sandboxes); one per database:
+#                              another database's sandboxes there are orphans to this broker's reconciler
 #
 # Logs: .run/silo-N.log, .run/gateway.log. Ctrl-C (or SIGTERM) stops the processes this script started,
 # by their recorded PIDs; Postgres keeps running (stop it with: deploy/pg.sh stop).
@@ -19,6 +21,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$REPO"
 
 SILOS="${SILOS:-1}"
+SANDBOX_ROOT="${BROKER_Providers__Local__Root:-$REPO/.sandboxes}"
 READY_TIMEOUT=120
 STOP_TIMEOUT=20
 GATEWAY_PORT=8080
@@ -185,7 +188,7 @@ for ((i = 0; i < SILOS; i++)); do
         BROKER_Orleans__SiloPort=$((11111 + i)) \
         BROKER_Orleans__GatewayPort=$((30000 + i)) \
         BROKER_Http__Port=$((8081 + i)) \
-        BROKER_Providers__Local__Root="$REPO/.sandboxes" \
+        BROKER_Providers__Local__Root="$SANDBOX_ROOT" \
         BROKER_Dashboard__Password="$BROKER_DASHBOARD_PASSWORD" \
         dotnet "$SILO_DLL"
 done
@@ -239,7 +242,7 @@ cat <<EOF
   dashboard login  admin / $BROKER_DASHBOARD_PASSWORD$([[ -n "$generated_password" ]] && echo "   (generated; set BROKER_DASHBOARD_PASSWORD to choose it)")
   admin token      $BROKER_ADMIN_TOKEN$([[ -n "$generated_token" ]] && echo "   (generated; set BROKER_ADMIN_TOKEN to choose it)")
   Postgres         ${BROKER_POSTGRES%%;Password*}
-  sandboxes        $REPO/.sandboxes
+  sandboxes        $SANDBOX_ROOT
 Ctrl-C stops the silos and the gateway; Postgres keeps running (stop it with: deploy/pg.sh stop).
 
 EOF

@@ -6,14 +6,19 @@
 #
 # What it does:
 #   1. makes sure Postgres answers on 127.0.0.1:54329 (starts deploy/pg.sh's cluster only when nothing listens
-#      there) and that the broker's benchmark database (BENCH_DB, default sandboxbroker_bench) exists;
+#      there);
 #   2. when no gateway answers at BROKER_URL (default http://127.0.0.1:8080), starts ./run.sh in the background
-#      (one silo and the gateway, on BENCH_DB, with a generated admin token) and waits until it is ready;
+#      (one silo and the gateway, with a generated admin token) on an empty database (BENCH_DB, default
+#      sandboxbroker_bench, dropped and created again) and an empty local-provider root of its own
+#      (.artifacts/bench/sandboxes), and waits until it is ready. A root shared with an earlier run or with
+#      ./run.sh's broker holds sandboxes this broker's database does not know: its reconciler would delete them,
+#      tens of thousands of directories, in the middle of a measurement (it did, in round 9);
 #   3. runs the load generator's `compare`: every scenario of the plan against the two Postgres baselines
 #      (minimal, and fair: with the audit rows and the refill; `--baselines minimal` for the first only) and
 #      against the broker, with progress on the terminal; the table and the ratios (the broker against each
 #      baseline) are printed, and the JSON goes to .artifacts/bench/compare-<time>.json;
-#   4. stops what it started (run.sh, by its PID; run.sh stops its silo and gateway). Postgres keeps running.
+#   4. stops what it started (run.sh, by its PID; run.sh stops its silo and gateway) and removes its sandboxes'
+#      directories. Postgres keeps running.
 #
 # Environment (all optional):
 #   BROKER_URL             the gateway (default http://127.0.0.1:8080)
@@ -33,6 +38,7 @@ PG_BASE="Host=127.0.0.1;Port=$PG_PORT;Username=broker;Password=broker"
 LOADGEN_DLL="bench/SandboxBroker.LoadGen/bin/Release/net10.0/SandboxBroker.LoadGen.dll"
 RUN_DIR="$REPO/.run"
 OUT_DIR="$REPO/.artifacts/bench"
+SANDBOX_ROOT="$OUT_DIR/sandboxes"
 READY_TIMEOUT=180
 
 say() { echo "bench/run.sh: $*" >&2; }
@@ -50,6 +56,7 @@ stop_started() {
         for _ in $(seq 1 60); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.5; done
         kill -0 "$RUN_PID" 2>/dev/null && kill -KILL "$RUN_PID" 2>/dev/null || true
         wait "$RUN_PID" 2>/dev/null || true
+        remove_sandboxes
     fi
     RUN_PID=""
 }
@@ -67,12 +74,14 @@ fi
 psql_cmd() {
     PGPASSWORD=broker PGCONNECT_TIMEOUT=5 psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U broker "$@"
 }
-if command -v psql >/dev/null; then
-    if [[ "$(psql_cmd -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'")" != 1 ]]; then
-        say "creating database $BENCH_DB"
-        psql_cmd -d postgres -c "CREATE DATABASE \"$BENCH_DB\""
+
+# The sandboxes' directories of the broker this script started (each run's own, so no reconciler finds another run's).
+remove_sandboxes() {
+    if [[ -d "$SANDBOX_ROOT" ]]; then
+        say "removing the local provider's sandboxes ($SANDBOX_ROOT)"
+        rm -rf "$SANDBOX_ROOT"
     fi
-fi
+}
 
 # --- the broker ------------------------------------------------------------------------------------------
 CPU_ARGS=()
@@ -88,6 +97,10 @@ else
     for port in 8080 8081 11111 30000; do
         port_open "$port" && die "port $port is in use (another run.sh?); stop it, or start the broker yourself and set BROKER_URL and BROKER_TOKEN"
     done
+    command -v psql >/dev/null || die "psql is needed to create the benchmark database (apt-get install postgresql-client)"
+    say "starting on an empty database $BENCH_DB and an empty sandbox root"
+    psql_cmd -d postgres -c "DROP DATABASE IF EXISTS \"$BENCH_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$BENCH_DB\""
+    remove_sandboxes
     BROKER_TOKEN="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
     BROKER_DB_ARG="$PG_BASE;Database=$BENCH_DB"
     say "starting the broker (./run.sh, database $BENCH_DB); log $RUN_DIR/bench-run.log"
@@ -95,7 +108,7 @@ else
     # The gateway's per-tenant rate limit (default 2000/s with a burst of 4000) stays on, raised above the
     # benchmark's rates: the limiter's cost is part of the measured path, its 429s are not.
     BROKER_RateLimit__PermitsPerSecond="${BENCH_RATE_LIMIT:-1000000}" BROKER_RateLimit__Burst="${BENCH_RATE_LIMIT:-1000000}" \
-    BROKER_POSTGRES="$BROKER_DB_ARG" BROKER_ADMIN_TOKEN="$BROKER_TOKEN" RUN_TAIL_LOGS=0 \
+    BROKER_POSTGRES="$BROKER_DB_ARG" BROKER_ADMIN_TOKEN="$BROKER_TOKEN" RUN_TAIL_LOGS=0 BROKER_Providers__Local__Root="$SANDBOX_ROOT" \
         setsid ./run.sh >"$RUN_DIR/bench-run.log" 2>&1 </dev/null &
     RUN_PID=$!
     waited=0
