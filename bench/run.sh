@@ -12,7 +12,8 @@
 #      sandboxbroker_bench, dropped and created again) and an empty local-provider root of its own
 #      (.artifacts/bench/sandboxes), and waits until it is ready. A root shared with an earlier run or with
 #      ./run.sh's broker holds sandboxes this broker's database does not know: its reconciler would delete them,
-#      tens of thousands of directories, in the middle of a measurement (it did, in round 9);
+#      tens of thousands of directories, in the middle of a measurement (it did, in round 9). The baselines' database
+#      (sandboxbroker_baseline) is dropped too, whoever runs the broker;
 #   3. runs the load generator's `compare`: every scenario of the plan against the two Postgres baselines
 #      (minimal, and fair: with the audit rows and the refill; `--baselines minimal` for the first only) and
 #      against the broker, with progress on the terminal; the table and the ratios (the broker against each
@@ -75,6 +76,12 @@ psql_cmd() {
     PGPASSWORD=broker PGCONNECT_TIMEOUT=5 psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U broker "$@"
 }
 
+# The baselines' database starts empty too: their tables grew run after run (1.2 million audit rows by round 9), and
+# autovacuum then went through them in the broker's next measurement window (Postgres at ~950 µs per acquire in it,
+# against ~320 in runs without the baselines). The generator creates it again.
+command -v psql >/dev/null || die "psql is needed to reset the benchmark databases (apt-get install postgresql-client)"
+psql_cmd -d postgres -c "DROP DATABASE IF EXISTS sandboxbroker_baseline WITH (FORCE)"
+
 # The sandboxes' directories of the broker this script started (each run's own, so no reconciler finds another run's).
 remove_sandboxes() {
     if [[ -d "$SANDBOX_ROOT" ]]; then
@@ -97,7 +104,6 @@ else
     for port in 8080 8081 11111 30000; do
         port_open "$port" && die "port $port is in use (another run.sh?); stop it, or start the broker yourself and set BROKER_URL and BROKER_TOKEN"
     done
-    command -v psql >/dev/null || die "psql is needed to create the benchmark database (apt-get install postgresql-client)"
     say "starting on an empty database $BENCH_DB and an empty sandbox root"
     psql_cmd -d postgres -c "DROP DATABASE IF EXISTS \"$BENCH_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$BENCH_DB\""
     remove_sandboxes
