@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Microsoft.Win32.SafeHandles;
 
 namespace SandboxBroker.Grains.Providers;
 
@@ -40,11 +39,11 @@ public sealed class LocalProviderOptions
 public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater
 {
     private const string MetadataFile = "sandbox.json";
-    private const string LabelsFile = "labels.json";
     private const string PidFile = "sandbox.pid";
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly string _root = Path.GetFullPath(options.Value.Root);
+    private readonly LocalLabelsFile _labels = new(logger, Json);
 
     public string Name => "local";
 
@@ -57,7 +56,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
             return Task.FromResult(existing);
         }
         Directory.CreateDirectory(Path.Combine(directory, "workspace"));
-        File.Delete(Path.Combine(directory, LabelsFile)); // left by a delete interrupted after the metadata went
+        LocalLabelsFile.Remove(directory);
         var metadata = new LocalMetadata(request.SandboxId, request.Name, request.Template, request.Labels.ToDictionary(), DateTimeOffset.UtcNow);
         WriteMetadata(directory, metadata);
         StartProcess(directory);
@@ -136,63 +135,8 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
         {
             throw DoesNotExist(sandboxId);
         }
-        // One open for the read and the write: a lease's relabel is on the acquire's path.
-        using var handle = File.OpenHandle(Path.Combine(directory, LabelsFile), FileMode.OpenOrCreate, FileAccess.ReadWrite);
-        var length = RandomAccess.GetLength(handle);
-        var added = ReadAddedLabels(handle, length, directory) ?? new Dictionary<string, string>();
-        foreach (var (key, value) in labels)
-        {
-            added[key] = value;
-        }
-        WriteAddedLabels(handle, length, added);
+        _labels.Add(directory, labels);
         return Task.CompletedTask;
-    }
-
-    /// <summary>The labels set since the create; null when none were, or when the file is torn (see the class remarks).</summary>
-    private Dictionary<string, string>? ReadAddedLabels(string directory)
-    {
-        try
-        {
-            using var handle = File.OpenHandle(Path.Combine(directory, LabelsFile));
-            return ReadAddedLabels(handle, RandomAccess.GetLength(handle), directory);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-    }
-
-    private Dictionary<string, string>? ReadAddedLabels(SafeFileHandle handle, long length, string directory)
-    {
-        if (length == 0)
-        {
-            return null;
-        }
-        var bytes = new byte[length];
-        var read = RandomAccess.Read(handle, bytes, 0);
-        try
-        {
-            return JsonSerializer.Deserialize<Dictionary<string, string>>(bytes.AsSpan(0, read), Json);
-        }
-        catch (JsonException e)
-        {
-            logger.LogWarning("Ignoring the unreadable labels of local sandbox {Directory}: {Error}", directory, e.Message);
-            return null;
-        }
-    }
-
-    /// <summary>
-    /// Overwrites the labels file in place: opened without truncation and cut to the new length only when it shrank, so
-    /// ext4 has no replaced or emptied file to write out at once.
-    /// </summary>
-    private static void WriteAddedLabels(SafeFileHandle handle, long oldLength, Dictionary<string, string> labels)
-    {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(labels, Json);
-        RandomAccess.Write(handle, bytes, 0);
-        if (bytes.Length < oldLength)
-        {
-            RandomAccess.SetLength(handle, bytes.Length);
-        }
     }
 
     private LocalMetadata RequireMetadata(string sandboxId, string directory) => ReadMetadata(directory) ?? throw DoesNotExist(sandboxId);
@@ -237,7 +181,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
     /// costs no exception).</summary>
     private ProviderSandbox? Read(string directory) =>
         File.Exists(Path.Combine(directory, MetadataFile)) && ReadMetadata(directory) is { } metadata
-            ? ToSandbox(directory, metadata, ReadAddedLabels(directory))
+            ? ToSandbox(directory, metadata, _labels.Read(directory))
             : null;
 
     private static ProviderSandbox ToSandbox(string directory, LocalMetadata metadata, Dictionary<string, string>? addedLabels = null)
