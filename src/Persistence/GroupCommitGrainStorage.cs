@@ -9,7 +9,8 @@ namespace SandboxBroker.Persistence;
 /// written in the same statement. The version is the ETag, as for the ADO.NET provider: a write over a version that
 /// moved on, or a first write where a row exists, is an <see cref="InconsistentStateException"/> (the backstop against
 /// a duplicate activation). The state is serialized when the write is asked for, in the grain's turn, so a reentrant
-/// grain can go on changing its state while the write is in flight.
+/// grain can go on changing its state while the write is in flight. A state may mark its next write as half of a
+/// joint write (<see cref="IIndexedState.TakeJoint"/>, <see cref="IJointWrites"/>).
 /// </summary>
 public sealed class GroupCommitGrainStorage(GroupCommitWriter writer, StateSerializers serializers) : IGrainStorage
 {
@@ -33,7 +34,7 @@ public sealed class GroupCommitGrainStorage(GroupCommitWriter writer, StateSeria
         var expected = Version(grainState.ETag);
         var indexed = grainState.State as IIndexedState;
         var write = new WriteOperation(stateName, key, expected, serializers.Serialize(grainState.State),
-            indexed?.IndexRow(key), indexed?.TakeAudit() ?? [], indexed?.WriteCanWait ?? false);
+            indexed?.IndexRow(key), indexed?.TakeAudit() ?? [], indexed?.WriteCanWait ?? false, indexed?.TakeJoint());
         var version = await writer.WriteAsync(write)
             ?? throw new InconsistentStateException(
                 $"The {stateName} state of {grainId} was written by someone else (expected version {grainState.ETag ?? "none"})",

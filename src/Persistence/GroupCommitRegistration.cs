@@ -30,6 +30,7 @@ public static class GroupCommitRegistration
             sp.GetRequiredService<ILogger<GroupCommitWriter>>(),
             sp.GetRequiredService<StorageTelemetry>(),
             sp.GetService<TimeProvider>()));
+        services.AddSingleton<IJointWrites>(sp => sp.GetRequiredService<GroupCommitWriter>());
         services.AddSingleton(sp => new StateSerializers(
             new OrleansGrainStorageSerializer(sp.GetRequiredService<Serializer>()),
             sp.GetRequiredService<IGrainStorageSerializer>(),

@@ -27,8 +27,13 @@ namespace SandboxBroker.Persistence;
 /// <see cref="GroupCommitOptions.MaxWait"/> when nothing else is written. At low load that is what keeps such writes from
 /// costing a transaction each; at high load batches go all the time and it changes nothing.
 /// </para>
+/// <para>
+/// A joint write (<see cref="IJointWrites"/>: a lease and its sandbox's `leased` state) is held until its partner's write
+/// arrives, and the two then go as one operation whose statements each fail when they match no row: a conflict on either
+/// rolls back both.
+/// </para>
 /// </summary>
-public sealed class GroupCommitWriter : IAsyncDisposable
+public sealed class GroupCommitWriter : IAsyncDisposable, IJointWrites
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _serviceId;
@@ -43,6 +48,9 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     private readonly TimeSpan _maxWait;
     private readonly TimeProvider _time;
     private int _sendWaitingScheduled;
+
+    /// <summary>The first halves of joint writes, until their partners take them along (or they are released or withdrawn).</summary>
+    private readonly HeldWrites _held = new();
 
     public GroupCommitWriter(NpgsqlDataSource dataSource, string serviceId, IOptions<GroupCommitOptions> options, ILogger<GroupCommitWriter> logger,
         StorageTelemetry telemetry, TimeProvider? time = null)
@@ -69,18 +77,53 @@ public sealed class GroupCommitWriter : IAsyncDisposable
         Enqueue(new ReadOperation(stateName, grainKey));
 
     /// <summary>The new version, or null when the row was not at <see cref="WriteOperation.ExpectedVersion"/> (a conflict).</summary>
-    public Task<int?> WriteAsync(WriteOperation write) => write.CanWait && _maxWait > TimeSpan.Zero ? EnqueueWaiting(write) : Enqueue(write);
+    public Task<int?> WriteAsync(WriteOperation write) => write.Joint switch
+    {
+        { Holds: true } joint => _held.Hold(joint.Key, write),
+        { } joint => _held.Take(joint.Key) is { } held
+            ? Send(new JointWrite(held, write)).Completing.Task
+            : Task.FromException<int?>(new JointWriteWithdrawnException(joint.Key)),
+        null when write.CanWait && _maxWait > TimeSpan.Zero => EnqueueWaiting(write),
+        null => Enqueue(write),
+    };
+
+    public bool Holds(string key) => _held.Holds(key);
+
+    public Task WhenHeld(string key) => _held.WhenHeld(key);
+
+    public bool Release(string key)
+    {
+        if (_held.Take(key) is not { } held)
+        {
+            return false;
+        }
+        Send(held);
+        return true;
+    }
+
+    public bool Withdraw(string key)
+    {
+        if (_held.Take(key) is not { } held)
+        {
+            return false;
+        }
+        held.Fail(new JointWriteWithdrawnException(key));
+        return true;
+    }
 
     /// <summary>True when the row was deleted, false when it was not at the expected version (a conflict).</summary>
     public Task<bool> ClearAsync(ClearOperation clear) => Enqueue(clear);
 
-    private Task<T> Enqueue<T>(StateOperation<T> operation)
+    private Task<T> Enqueue<T>(StateOperation<T> operation) => Send(operation).Task;
+
+    /// <summary>Queues the operation for the next batch (or fails it when the writer is stopping).</summary>
+    private TOperation Send<TOperation>(TOperation operation) where TOperation : StateOperation
     {
         if (!_queue.Writer.TryWrite(operation))
         {
-            return Task.FromException<T>(new ObjectDisposedException(nameof(GroupCommitWriter), "the silo's grain storage is shutting down"));
+            operation.Fail(new ObjectDisposedException(nameof(GroupCommitWriter), "the silo's grain storage is shutting down"));
         }
-        return operation.Task;
+        return operation;
     }
 
     private Task<T> EnqueueWaiting<T>(StateOperation<T> operation)
@@ -135,7 +178,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     private async Task RunBatchAsync(List<StateOperation> batch)
     {
         Interlocked.Increment(ref _batches);
-        Interlocked.Add(ref _operations, batch.Count);
+        Interlocked.Add(ref _operations, batch.Sum(o => o is JointWrite ? 2 : 1));
         try
         {
             await ExecuteAsync(batch);
@@ -155,7 +198,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
                 }
                 catch (Exception single)
                 {
-                    operation.Fail(single);
+                    Settle(operation, single);
                 }
             }
         }
@@ -164,9 +207,22 @@ public sealed class GroupCommitWriter : IAsyncDisposable
             _logger.LogWarning("A batch of {Count} grain-state operations failed: {Error}", batch.Count, e.Message);
             foreach (var operation in batch)
             {
-                operation.Fail(e);
+                Settle(operation, e);
             }
         }
+    }
+
+    /// <summary>Answers an operation whose batch failed: a joint write that failed on its own version check is a conflict
+    /// for both grains, like any write's; anything else is the error.</summary>
+    private void Settle(StateOperation operation, Exception error)
+    {
+        if (operation is JointWrite joint && error is PostgresException { SqlState: StateCommands.JointConflictState })
+        {
+            _telemetry.Conflict("joint write");
+            joint.Conflict();
+            return;
+        }
+        operation.Fail(error);
     }
 
     /// <summary>Runs the operations in one batch; completes them only after the batch's transaction has committed.</summary>
@@ -176,7 +232,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         try
         {
-            await ExecuteBatchAsync(operations);
+            await StateBatch.ExecuteAsync(_dataSource, _serviceId, _telemetry, operations);
             _telemetry.Committed(operations.Count, Stopwatch.GetElapsedTime(started));
         }
         catch (Exception e)
@@ -184,73 +240,6 @@ public sealed class GroupCommitWriter : IAsyncDisposable
             _telemetry.Failed(operations.Count, Stopwatch.GetElapsedTime(started));
             activity?.SetStatus(ActivityStatusCode.Error, e.Message);
             throw;
-        }
-    }
-
-    private async Task ExecuteBatchAsync(IReadOnlyList<StateOperation> operations)
-    {
-        var reads = operations.OfType<ReadOperation>().ToList();
-        var changes = operations.Where(o => o is not ReadOperation).ToList();
-        await using var connection = await _dataSource.OpenConnectionAsync();
-        await using var batch = new NpgsqlBatch(connection);
-        if (reads.Count > 0)
-        {
-            batch.BatchCommands.Add(StateCommands.Read(_serviceId, reads));
-        }
-        foreach (var change in changes)
-        {
-            batch.BatchCommands.Add(change switch
-            {
-                WriteOperation write => StateCommands.Write(_serviceId, write),
-                ClearOperation clear => StateCommands.Clear(_serviceId, clear),
-                _ => throw new InvalidOperationException(change.GetType().Name),
-            });
-        }
-
-        var found = new Dictionary<(string, string), StoredState>();
-        var outcomes = new List<int?>(changes.Count);
-        var reader = await batch.ExecuteReaderAsync();
-        await using (reader)
-        {
-            if (reads.Count > 0)
-            {
-                while (await reader.ReadAsync())
-                {
-                    found[(reader.GetString(0), reader.GetString(1))] = new StoredState(reader.GetInt32(2), reader.GetFieldValue<byte[]>(3));
-                }
-                await reader.NextResultAsync();
-            }
-            foreach (var _ in changes)
-            {
-                outcomes.Add(await reader.ReadAsync() ? reader.GetInt32(0) : null);
-                await reader.NextResultAsync();
-            }
-        }
-        // The reader is closed: Postgres has answered the Sync, so the implicit transaction has committed.
-
-        foreach (var read in reads)
-        {
-            read.Complete(found.GetValueOrDefault((read.StateName, read.GrainKey)));
-        }
-        for (var i = 0; i < changes.Count; i++)
-        {
-            switch (changes[i])
-            {
-                case WriteOperation write:
-                    if (outcomes[i] is null)
-                    {
-                        _telemetry.Conflict("write");
-                    }
-                    write.Complete(outcomes[i]);
-                    break;
-                case ClearOperation clear:
-                    if (outcomes[i] is null)
-                    {
-                        _telemetry.Conflict("clear");
-                    }
-                    clear.Complete(outcomes[i] is not null);
-                    break;
-            }
         }
     }
 
@@ -262,6 +251,7 @@ public sealed class GroupCommitWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         SendWaiting(); // acknowledged only once committed: the writes that were waiting go before the loops stop
+        _held.FailAll(new JointWriteWithdrawnException("(the silo's grain storage is shutting down)"));
         _queue.Writer.TryComplete();
         await Task.WhenAll(_loops);
     }

@@ -21,4 +21,8 @@ public interface IIndexedState
     /// worth the transaction saved.
     /// </summary>
     bool WriteCanWait => false;
+
+    /// <summary>The joint write this write is half of (<see cref="IJointWrites"/>), handed over (and forgotten here) as the
+    /// write is asked for; null for a write of its own.</summary>
+    JointWriteMark? TakeJoint() => null;
 }

@@ -13,6 +13,9 @@ internal static class StateCommands
 {
     private const string Returning = "RETURNING version";
 
+    /// <summary>The SQLSTATE a half of a joint write raises when it matches no row (deploy/sql/0018_joint_writes.sql).</summary>
+    public const string JointConflictState = "SB001";
+
     public static NpgsqlBatchCommand Read(string serviceId, IReadOnlyList<ReadOperation> reads)
     {
         // One primary-key lookup per key, whatever the statistics said when this statement was prepared. As a join the
@@ -34,7 +37,9 @@ internal static class StateCommands
         return command;
     }
 
-    public static NpgsqlBatchCommand Write(string serviceId, WriteOperation write)
+    /// <param name="joint">A half of a joint write: matching no row raises an error (rolling back the batch, and with it the
+    /// other half) instead of answering no version.</param>
+    public static NpgsqlBatchCommand Write(string serviceId, WriteOperation write, bool joint = false)
     {
         var index = write.IndexRow switch
         {
@@ -43,7 +48,7 @@ internal static class StateCommands
             SandboxRow => IndexKind.Sandbox,
             _ => throw new ArgumentException($"no index for {write.IndexRow.GetType().Name}"),
         };
-        var command = new NpgsqlBatchCommand(WriteSql[ShapeOf(write.ExpectedVersion is not null, index, write.Audit.Count > 0)]);
+        var command = new NpgsqlBatchCommand(WriteSql[ShapeOf(write.ExpectedVersion is not null, index, write.Audit.Count > 0, joint)]);
         // The values in the order WriteText numbers their placeholders.
         var parameters = command.Parameters;
         void Add(params ReadOnlySpan<NpgsqlParameter> values)
@@ -80,7 +85,8 @@ internal static class StateCommands
 
     private enum IndexKind { None, Claim, Sandbox }
 
-    private static int ShapeOf(bool update, IndexKind index, bool audit) => (update ? 1 : 0) + 2 * (int)index + 6 * (audit ? 1 : 0);
+    private static int ShapeOf(bool update, IndexKind index, bool audit, bool joint) =>
+        (update ? 1 : 0) + 2 * (int)index + 6 * (audit ? 1 : 0) + 12 * (joint ? 1 : 0);
 
     /// <summary>
     /// The text of every shape of write (insert or update, which index row, audit rows or not), made once: the text
@@ -89,13 +95,14 @@ internal static class StateCommands
     /// </summary>
     private static readonly string[] WriteSql =
     [
-        .. from audit in new[] { false, true }
+        .. from joint in new[] { false, true }
+           from audit in new[] { false, true }
            from index in new[] { IndexKind.None, IndexKind.Claim, IndexKind.Sandbox }
            from update in new[] { false, true }
-           select WriteText(update, index, audit),
+           select WriteText(update, index, audit, joint),
     ];
 
-    private static string WriteText(bool update, IndexKind index, bool audit)
+    private static string WriteText(bool update, IndexKind index, bool audit, bool joint)
     {
         var p = new Placeholders();
         var (service, state, key, payload) = (p.Next(), p.Next(), p.Next(), p.Next());
@@ -125,7 +132,8 @@ internal static class StateCommands
         {
             parts.Add($"a AS ({AuditInsert(p)})");
         }
-        return $"WITH {string.Join(",\n", parts)}\nSELECT version FROM w";
+        var result = joint ? "SELECT broker_joint_written((SELECT version FROM w))" : "SELECT version FROM w";
+        return $"WITH {string.Join(",\n", parts)}\n{result}";
     }
 
     public static NpgsqlBatchCommand Clear(string serviceId, ClearOperation clear)

@@ -33,10 +33,12 @@ public sealed class ReadOperation(string stateName, string grainKey) : StateOper
 /// <summary>A state write with what the broker records beside it (index row, audit events), stored together or not at all.</summary>
 /// <param name="expectedVersion">The version the grain read or last wrote; null: no row may exist yet.</param>
 /// <param name="canWait">Nobody waits on this write: it may ride with the next batch instead of starting one.</param>
+/// <param name="joint">One half of a joint write (<see cref="IJointWrites"/>); null for a write of its own.</param>
 public sealed class WriteOperation(string stateName, string grainKey, int? expectedVersion, byte[] payload, object? indexRow,
-    IReadOnlyList<Storage.AuditEvent> audit, bool canWait = false) : StateOperation<int?>
+    IReadOnlyList<Storage.AuditEvent> audit, bool canWait = false, JointWriteMark? joint = null) : StateOperation<int?>
 {
     public bool CanWait { get; } = canWait;
+    public JointWriteMark? Joint { get; } = joint;
     public string StateName { get; } = stateName;
     public string GrainKey { get; } = grainKey;
     public int? ExpectedVersion { get; } = expectedVersion;
