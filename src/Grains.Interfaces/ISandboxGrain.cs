@@ -15,6 +15,14 @@ public interface ISandboxGrain : IGrainWithStringKey
     [Alias("Lease")]
     Task<SandboxInfo> Lease(SandboxLeaseRequest request);
 
+    /// <summary>
+    /// <see cref="Lease"/>, storing the sandbox's `leased` state in one transaction with the claim's write held under
+    /// <paramref name="jointWrite"/> in this silo's grain storage (a joint write). Null, having done nothing, when no such
+    /// write is held here: the claim is on another silo, and stores its lease before it calls <see cref="Lease"/>.
+    /// </summary>
+    [Alias("LeaseJointly")]
+    Task<SandboxInfo?> LeaseJointly(SandboxLeaseRequest request, string jointWrite);
+
     /// <summary>The claim lets go: leased → deleting; deletion retries until the provider confirms. Idempotent.</summary>
     [Alias("Release")]
     Task Release(string claimId, string reason);

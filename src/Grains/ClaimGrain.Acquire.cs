@@ -1,5 +1,7 @@
+using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using SandboxBroker.Grains.Options;
+using SandboxBroker.Persistence;
 
 namespace SandboxBroker.Grains;
 
@@ -8,9 +10,10 @@ public sealed partial class ClaimGrain
 {
     /// <summary>
     /// A new lease, as a sequence of steps, each with its undo: admit at the tenant (its quotas and the owner's limit),
-    /// reserve the name, take a sandbox from the pool, store the lease, then create (cold) and lease the sandbox. A failure
-    /// before the lease is stored undoes what was done, newest first; once it is stored, a failure ends the lease instead
-    /// (which gives back the admission and the name) and the sandbox goes back to the pool or to deletion.
+    /// reserve the name, take a sandbox from the pool, then store the lease and lease the sandbox: together for a warm
+    /// sandbox on this silo (<see cref="LeaseWarm"/>), else the lease first and then the sandbox, created first when cold.
+    /// A failure before the lease is stored undoes what was done, newest first; once it is stored, a failure ends the lease
+    /// instead (which gives back the admission and the name) and the sandbox goes back to the pool or to deletion.
     /// </summary>
     private async Task<AcquireResult> LeaseNew(AcquireRequest request)
     {
@@ -31,8 +34,11 @@ public sealed partial class ClaimGrain
             for (var attempt = 1; ; attempt++)
             {
                 var checkout = await plan.Pool.Checkout(Id);
-                var lease = await StoreLease(plan, request, checkout);
-                if (await LeaseSandbox(plan, checkout, lease, lastAttempt: attempt >= 3) is { } sandbox)
+                var lastAttempt = attempt >= 3;
+                var leased = checkout.Warm && Options.JointLeaseWrites
+                    ? await LeaseWarm(plan, request, checkout, lastAttempt)
+                    : await StoreThenLease(plan, request, checkout, lastAttempt);
+                if (leased is (var lease, var sandbox))
                 {
                     _sandbox = sandbox;
                     ArmDeadlineTimer();
@@ -61,17 +67,115 @@ public sealed partial class ClaimGrain
             request.Name is null ? null : ClaimNames.Render(request.Name, Key));
     }
 
+    /// <summary>The lease stored first, then its sandbox leased (created first when cold). Null: take another sandbox.</summary>
+    private async Task<(Lease, SandboxInfo)?> StoreThenLease(LeasePlan plan, AcquireRequest request, PoolCheckout checkout, bool lastAttempt)
+    {
+        var lease = NewLease(plan, request, checkout);
+        await StoreLease(plan, request, checkout, lease);
+        return await LeaseSandbox(plan, checkout, lease, lastAttempt) is { } sandbox ? (lease, sandbox) : null;
+    }
+
+    /// <summary>
+    /// A warm sandbox leased and the lease naming it stored in one transaction (a joint write, <see cref="IJointWrites"/>):
+    /// the lease's write is held in this silo's writer while the sandbox is checked and relabelled, and the sandbox's
+    /// `leased` write takes it along. So a crash leaves both or neither, and the acquire waits for one commit instead of two.
+    /// A sandbox on another silo finds no held write and does nothing: the lease is then stored alone and the sandbox
+    /// leased after it, as <see cref="StoreThenLease"/> does. Null: the sandbox was not available, take another.
+    /// </summary>
+    private async Task<(Lease, SandboxInfo)?> LeaseWarm(LeasePlan plan, AcquireRequest request, PoolCheckout checkout, bool lastAttempt)
+    {
+        var lease = NewLease(plan, request, checkout);
+        var joint = $"{Id}#{lease.Number}";
+        var sandbox = grains.Sandbox(checkout.SandboxId);
+        S.JoinNextWrite(new JointWriteMark(joint, Holds: true));
+        var stored = StoreLease(plan, request, checkout, lease);
+        SandboxInfo? info = null;
+        Exception? failed = null;
+        try
+        {
+            if (await Task.WhenAny(stored, jointWrites.WhenHeld(joint)) == stored)
+            {
+                jointWrites.Withdraw(joint); // forgets the wait
+                await stored; // failed before it reached the writer: nothing stored, memory put back
+            }
+            info = await sandbox.LeaseJointly(LeaseRequestFor(lease), joint);
+        }
+        catch (Exception e)
+        {
+            failed = e;
+        }
+        if (failed is not null && jointWrites.Withdraw(joint))
+        {
+            // The sandbox failed before its write: nothing is stored, and a write of its arriving late fails.
+            await IgnoreFailure(stored);
+            return await WarmNotLeased(plan, checkout, failed, lastAttempt);
+        }
+        // Still held: the sandbox answered without a write of its own (it is on another silo, or was already leased for
+        // this lease), and the lease is stored alone. Otherwise the sandbox's write took it along.
+        jointWrites.Release(joint);
+        await stored; // when this fails (memory is put back) neither write is stored, or the outcome is unknown as for any write
+        if (failed is not null)
+        {
+            // Stored together: the lease stands and its sandbox is leased; only the answer was lost. A retry is a repeat.
+            ArmDeadlineTimer();
+            ExceptionDispatchInfo.Throw(failed);
+        }
+        if (info is null)
+        {
+            return await LeaseSandbox(plan, checkout, lease, lastAttempt) is { } leased ? (lease, leased) : null;
+        }
+        return (lease, info);
+    }
+
+    /// <summary>
+    /// A warm sandbox's joint lease failed before anything was stored (the lease's write withdrawn). Not available: it goes
+    /// back to the pool and the claim takes another (null). Otherwise, the error; the sandbox (which nobody was told of) is
+    /// discarded, as it failed the provider's check or did not answer.
+    /// </summary>
+    private async Task<(Lease, SandboxInfo)?> WarmNotLeased(LeasePlan plan, PoolCheckout checkout, Exception failed, bool lastAttempt)
+    {
+        if (failed is BrokerException { Code: ErrorCodes.Conflict } && !lastAttempt)
+        {
+            logger.LogWarning("Claim {ClaimId}: warm sandbox {SandboxId} was not available ({Reason}); taking another", Id, checkout.SandboxId, failed.Message);
+            await plan.Pool.Return(checkout.SandboxId);
+            return null;
+        }
+        if (failed is not BrokerException)
+        {
+            logger.LogWarning(failed, "Claim {ClaimId}: leasing sandbox {SandboxId} failed before anything was stored", Id, checkout.SandboxId);
+        }
+        await Try(() => grains.Sandbox(checkout.SandboxId).Discard("the acquire that reserved it failed"), "discard the sandbox");
+        ExceptionDispatchInfo.Throw(failed);
+        return null;
+    }
+
+    private static async Task IgnoreFailure(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception)
+        {
+            // Its failure is known and handled by the caller.
+        }
+    }
+
+    private Lease NewLease(LeasePlan plan, AcquireRequest request, PoolCheckout checkout)
+    {
+        var now = time.GetUtcNow();
+        return new Lease(Key, S.LeaseCount + 1, checkout.SandboxId, plan.PoolName, request.Tenant, request.Owner, plan.Name,
+            now, now + plan.Ttl, plan.Idle, now, LeaseStatus.Active, null, null, request.Labels ?? new Dictionary<string, string>());
+    }
+
     /// <summary>
     /// Stores the lease naming the checked-out sandbox (with its audit row and index row), before any sandbox is touched.
     /// Undo when another activation wrote first (nothing was stored; the caller's retry reaches the winner): the sandbox
     /// goes back to the pool untouched. After another failure the outcome is unknown, and the pool takes the sandbox back
     /// after its grace if no lease holds it.
     /// </summary>
-    private async Task<Lease> StoreLease(LeasePlan plan, AcquireRequest request, PoolCheckout checkout)
+    private async Task StoreLease(LeasePlan plan, AcquireRequest request, PoolCheckout checkout, Lease lease)
     {
-        var now = time.GetUtcNow();
-        var lease = new Lease(Key, S.LeaseCount + 1, checkout.SandboxId, plan.PoolName, request.Tenant, request.Owner, plan.Name,
-            now, now + plan.Ttl, plan.Idle, now, LeaseStatus.Active, null, null, request.Labels ?? new Dictionary<string, string>());
         try
         {
             await Save(() =>
@@ -81,7 +185,6 @@ public sealed partial class ClaimGrain
                 S.LeaseCount = lease.Number;
                 Audit("lease.acquired", lease, LeaseStatus.Active, request.Actor, checkout.Warm ? "warm" : "cold");
             });
-            return lease;
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.ConcurrentUpdate)
         {

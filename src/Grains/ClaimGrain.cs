@@ -2,6 +2,7 @@ using Orleans.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
+using SandboxBroker.Persistence;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
@@ -19,6 +20,7 @@ public sealed partial class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
     IOptions<BrokerOptions> options,
     BrokerGrains grains,
+    IJointWrites jointWrites,
     TimeProvider time,
     ILogger<ClaimGrain> logger) : Grain, IClaimGrain
 {

@@ -32,6 +32,19 @@ public sealed class ClaimState : IIndexedState
 
     public IReadOnlyList<AuditEvent> TakeAudit() => _audit?.Take() ?? [];
 
+    /// <summary>The joint write the next write is half of (not part of the stored state).</summary>
+    [NonSerialized] private JointWriteMark? _joint;
+
+    /// <summary>Makes the next write one half of a joint write (<see cref="IJointWrites"/>).</summary>
+    public void JoinNextWrite(JointWriteMark mark) => _joint = mark;
+
+    public JointWriteMark? TakeJoint()
+    {
+        var mark = _joint;
+        _joint = null;
+        return mark;
+    }
+
     /// <summary>Drops recorded events whose change was not stored (the write failed and memory was put back).</summary>
     public void ForgetAudit() => _audit?.Clear();
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
 using SandboxBroker.Grains.Providers;
+using SandboxBroker.Persistence;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Grains;
@@ -18,6 +19,7 @@ public sealed partial class SandboxGrain(
     [PersistentState("sandbox", StorageNames.Broker)] IPersistentState<SandboxState> state,
     SandboxProviderRegistry providers,
     ConnectionSecrets secrets,
+    IJointWrites jointWrites,
     IOptions<BrokerOptions> options,
     BrokerGrains grains,
     TimeProvider time,
@@ -71,7 +73,12 @@ public sealed partial class SandboxGrain(
         }
     }
 
-    public async Task<SandboxInfo> Lease(SandboxLeaseRequest request)
+    public Task<SandboxInfo> Lease(SandboxLeaseRequest request) => LeaseFor(request, jointWrite: null);
+
+    public async Task<SandboxInfo?> LeaseJointly(SandboxLeaseRequest request, string jointWrite) =>
+        jointWrites.Holds(jointWrite) ? await LeaseFor(request, jointWrite) : null;
+
+    private async Task<SandboxInfo> LeaseFor(SandboxLeaseRequest request, string? jointWrite)
     {
         RequireExists();
         if (S.Status == SandboxStatus.Leased && S.ClaimKey == request.ClaimKey && S.Tenant == request.Tenant && S.LeaseNumber == request.LeaseNumber)
@@ -90,6 +97,10 @@ public sealed partial class SandboxGrain(
         S.Owner = request.Owner;
         S.LeaseName = request.Name;
         S.LeaseExpiresAt = request.ExpiresAt;
+        if (jointWrite is not null)
+        {
+            S.JoinNextWrite(new JointWriteMark(jointWrite, Holds: false)); // the claim's lease is stored with this write, or neither is
+        }
         await MoveTo(SandboxStatus.Leased, "sandbox.leased", request.ClaimKey);
         return Info();
     }

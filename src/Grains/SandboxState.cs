@@ -34,6 +34,19 @@ public sealed class SandboxState : IIndexedState
 
     public IReadOnlyList<AuditEvent> TakeAudit() => _audit?.Take() ?? [];
 
+    /// <summary>The joint write the next write is half of (not part of the stored state).</summary>
+    [NonSerialized] private JointWriteMark? _joint;
+
+    /// <summary>Makes the next write one half of a joint write (<see cref="IJointWrites"/>).</summary>
+    public void JoinNextWrite(JointWriteMark mark) => _joint = mark;
+
+    public JointWriteMark? TakeJoint()
+    {
+        var mark = _joint;
+        _joint = null;
+        return mark;
+    }
+
     /// <summary>
     /// Writes no caller waits on may ride with the silo's next batch: a pool's spare on its way to ready (no claim asked for
     /// it; a cold create carries its claim's key as a label), and a deletion under way (its outcome is nobody's answer; a

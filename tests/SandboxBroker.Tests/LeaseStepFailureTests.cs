@@ -9,6 +9,8 @@ namespace SandboxBroker.Tests;
 /// Found by the process fault harness: an acquire whose sandbox call failed with something other than a broker error
 /// (the sandbox grain's silo had been killed) left the claim's lease active, naming a sandbox that was never created;
 /// touch, read and release then acknowledged it. Now the lease is ended and the acquire fails.
+/// The warm cases here run the sequential lease (lease stored, then the sandbox leased), which is what a claim does when
+/// its sandbox is on another silo; <see cref="JointLeaseTests"/> covers the joint one.
 /// </summary>
 public sealed class LeaseStepFailureTests
 {
@@ -44,7 +46,7 @@ public sealed class LeaseStepFailureTests
     [Fact]
     public async Task A_warm_sandbox_whose_lease_call_failed_is_deleted_and_never_handed_out_again()
     {
-        await using var broker = await WithReadySandboxes(3);
+        await using var broker = await WithReadySandboxes(3, joint: false);
         broker.SiloService<CallFaults>().FailNext("ISandboxGrain.Lease");
         var claim = broker.Grains.GetClaim("t", "github:octo/undone#1");
 
@@ -71,7 +73,7 @@ public sealed class LeaseStepFailureTests
     [Fact]
     public async Task A_sandbox_whose_release_fails_after_its_lease_answer_was_lost_is_released_again_by_the_claim()
     {
-        await using var broker = await WithReadySandboxes(1);
+        await using var broker = await WithReadySandboxes(1, joint: false);
         var faults = broker.SiloService<CallFaults>();
         faults.FailNext("ISandboxGrain.Lease", afterRunning: true);
         faults.FailNext("ISandboxGrain.Release");
@@ -141,11 +143,12 @@ public sealed class LeaseStepFailureTests
     }
 
     /// <summary>One silo whose default pool holds <paramref name="ready"/> warm sandboxes.</summary>
-    private static async Task<BrokerCluster> WithReadySandboxes(int ready)
+    internal static async Task<BrokerCluster> WithReadySandboxes(int ready, bool joint)
     {
         var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
         {
             ["Broker:Pools:default:MinReady"] = ready.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Broker:JointLeaseWrites"] = joint ? "true" : "false",
         });
         var pool = broker.Grains.GetGrain<IPoolGrain>("default");
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready >= ready, $"the pool has {ready} ready sandboxes");

@@ -29,6 +29,13 @@ public sealed class BrokerOptions
     /// </summary>
     public TimeSpan LeaseRecheckAfter { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// A warm lease and its sandbox's `leased` state are stored in one transaction when the claim and the sandbox are on
+    /// the same silo (a joint write, src/Persistence/JointWrites.cs); false stores the lease first and then the sandbox's
+    /// state, two commits on the acquire's path, as for a sandbox on another silo or a cold create.
+    /// </summary>
+    public bool JointLeaseWrites { get; set; } = true;
+
     /// <summary>Concurrently active leases per owner (tenant/owner).</summary>
     public int OwnerMaxActiveLeases { get; set; } = 5;
 
