@@ -44,6 +44,9 @@ public sealed partial class SandboxGrain
             await MoveTo(SandboxStatus.Deleted, "sandbox.deleted");
             _retryTimer?.Dispose();
             _retryTimer = null;
+            // Nothing is left for this activation to do; left to idle collection, deleted sandboxes were half of a busy
+            // silo's activations, held in memory for its collection age, and walked by Orleans' gauges every second.
+            DeactivateOnIdle();
         }
         catch (Exception e) when (e is not InconsistentStateException)
         {

@@ -100,6 +100,11 @@ public sealed class ClaimTests
             "SELECT string_agg(event, ',' ORDER BY id) FROM broker_audit_log WHERE entity_id = $1",
             acquired.Sandbox.SandboxId) == "sandbox.provisioning,sandbox.ready,sandbox.leased,sandbox.deleting,sandbox.deleted",
             "the audit log holds provisioning, ready, leased, deleting and deleted, in order");
+        // A deleted sandbox's activation has nothing left to do: it goes instead of waiting for idle collection.
+        var management = broker.Grains.GetGrain<IManagementGrain>(0);
+        var sandboxGrain = GrainId.Create("sandbox", acquired.Sandbox.SandboxId);
+        await Eventually.TrueAsync(async () => !(await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == sandboxGrain),
+            "the deleted sandbox's activation is gone");
     }
 
     [Fact]
