@@ -5,6 +5,31 @@ namespace SandboxBroker.Grains;
 /// <summary>How a claim's lease ends: the write that ends it, then the sandbox, the tenant's count and the name let go.</summary>
 public sealed partial class ClaimGrain
 {
+    /// <summary>Ends the active lease once its deadline (TTL, or idle timeout since the last touch) has passed.</summary>
+    private async Task ExpireIfDue()
+    {
+        if (S.Active is { } active && LeaseRules.IsDue(active, time.GetUtcNow()))
+        {
+            var reason = active.IdleTimeout is { } idle && active.LastActivityAt + idle <= active.ExpiresAt ? "idle timeout" : "ttl";
+            await EndActive(LeaseStatus.Expired, reason);
+        }
+    }
+
+    /// <summary>While the activation lives, the lease ends on time (the deadline sweep covers the rest).</summary>
+    private void ArmDeadlineTimer()
+    {
+        _deadlineTimer?.Dispose();
+        if (S.Active is not { } active)
+        {
+            return;
+        }
+        var due = active.DeadlineAt - time.GetUtcNow();
+        _deadlineTimer = this.RegisterGrainTimer(
+            static (self, _) => self.ExpireIfDue(),
+            this,
+            new GrainTimerCreationOptions { DueTime = due > TimeSpan.Zero ? due : TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan });
+    }
+
     /// <summary>Ends the active lease: history first (persisted), then the sandbox goes to deletion and the tenant's counts (its own and the owner's) drop.</summary>
     /// <param name="releaseUncertain">The sandbox may be leased to this key without an answer having said so: it is
     /// recorded as unreleased in the same write that ends the lease, and forgotten once its release goes through.</param>

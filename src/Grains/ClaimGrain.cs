@@ -194,15 +194,6 @@ public sealed partial class ClaimGrain(
         }
     }
 
-    private async Task ExpireIfDue()
-    {
-        if (S.Active is { } active && LeaseRules.IsDue(active, time.GetUtcNow()))
-        {
-            var reason = active.IdleTimeout is { } idle && active.LastActivityAt + idle <= active.ExpiresAt ? "idle timeout" : "ttl";
-            await EndActive(LeaseStatus.Expired, reason);
-        }
-    }
-
     /// <summary>
     /// The active lease, if any, once its deadline is checked and its sandbox confirmed: no answer names a sandbox
     /// that is not leased to this key (after a crash between persisting the lease and leasing the sandbox).
@@ -263,21 +254,6 @@ public sealed partial class ClaimGrain(
             wake = now + Options.LeaseCheckPeriod;
         }
         return wake;
-    }
-
-    /// <summary>While the activation lives, the lease ends on time (the deadline sweep covers the rest).</summary>
-    private void ArmDeadlineTimer()
-    {
-        _deadlineTimer?.Dispose();
-        if (S.Active is not { } active)
-        {
-            return;
-        }
-        var due = active.DeadlineAt - time.GetUtcNow();
-        _deadlineTimer = this.RegisterGrainTimer(
-            static (self, _) => self.ExpireIfDue(),
-            this,
-            new GrainTimerCreationOptions { DueTime = due > TimeSpan.Zero ? due : TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan });
     }
 
     private SandboxLeaseRequest LeaseRequestFor(Lease lease) =>

@@ -38,12 +38,7 @@ public sealed class ClaimState : IIndexedState
     /// <summary>Makes the next write one half of a joint write (<see cref="IJointWrites"/>).</summary>
     public void JoinNextWrite(JointWriteMark mark) => _joint = mark;
 
-    public JointWriteMark? TakeJoint()
-    {
-        var mark = _joint;
-        _joint = null;
-        return mark;
-    }
+    public JointWriteMark? TakeJoint() => JointWriteMark.Take(ref _joint);
 
     /// <summary>Drops recorded events whose change was not stored (the write failed and memory was put back).</summary>
     public void ForgetAudit() => _audit?.Clear();

@@ -40,12 +40,7 @@ public sealed class SandboxState : IIndexedState
     /// <summary>Makes the next write one half of a joint write (<see cref="IJointWrites"/>).</summary>
     public void JoinNextWrite(JointWriteMark mark) => _joint = mark;
 
-    public JointWriteMark? TakeJoint()
-    {
-        var mark = _joint;
-        _joint = null;
-        return mark;
-    }
+    public JointWriteMark? TakeJoint() => JointWriteMark.Take(ref _joint);
 
     /// <summary>
     /// Writes no caller waits on may ride with the silo's next batch: a pool's spare on its way to ready (no claim asked for

@@ -38,7 +38,16 @@ public interface IJointWrites
 /// <summary>Marks a state write as one half of a joint write (<see cref="IJointWrites"/>).</summary>
 /// <param name="Key">Names the pair; unique while it is held (a claim's id and lease number).</param>
 /// <param name="Holds">True for the write that waits for its partner; false for the partner, which takes it along.</param>
-public sealed record JointWriteMark(string Key, bool Holds);
+public sealed record JointWriteMark(string Key, bool Holds)
+{
+    /// <summary>The mark in <paramref name="slot"/>, which is emptied: a mark applies to one write.</summary>
+    public static JointWriteMark? Take(ref JointWriteMark? slot)
+    {
+        var mark = slot;
+        slot = null;
+        return mark;
+    }
+}
 
 /// <summary>A joint write's held half was taken back, or was never held here: nothing of it was stored.</summary>
 public sealed class JointWriteWithdrawnException(string key)
