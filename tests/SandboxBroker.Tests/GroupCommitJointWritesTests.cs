@@ -125,17 +125,9 @@ public sealed class GroupCommitJointWritesTests
     }
 
     /// <summary>The transaction that last wrote a grain's row.</summary>
-    private static async Task<long> TransactionOf(TestDatabase db, string state, string key)
-    {
-        await using var connection = new NpgsqlConnection(db.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(
-            "SELECT xmin::text::bigint FROM broker_grain_state WHERE service_id = $1 AND state_name = $2 AND grain_key = $3", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = Service });
-        command.Parameters.Add(new NpgsqlParameter { Value = state });
-        command.Parameters.Add(new NpgsqlParameter { Value = key });
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
+    private static async Task<long> TransactionOf(TestDatabase db, string state, string key) =>
+        await db.ScalarAsync<long>("SELECT xmin::text::bigint FROM broker_grain_state WHERE service_id = $1 AND state_name = $2 AND grain_key = $3",
+            Service, state, key);
 
     private static JointWriteMark Held(string key) => new(key, Holds: true);
 

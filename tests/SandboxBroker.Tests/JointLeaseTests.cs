@@ -1,4 +1,3 @@
-using Npgsql;
 using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;
@@ -36,7 +35,8 @@ public sealed class JointLeaseTests
     public async Task A_warm_lease_whose_sandbox_call_fails_stores_nothing_and_the_sandbox_is_never_handed_out()
     {
         await using var broker = await LeaseStepFailureTests.WithReadySandboxes(1, joint: true);
-        var ready = Assert.Single(await ReadySandboxes(broker));
+        Assert.Equal(1L, await broker.Database.ScalarAsync<long>("SELECT count(*) FROM broker_sandboxes WHERE status = 'ready'"));
+        var ready = (await broker.Database.ScalarAsync<string>("SELECT sandbox_id FROM broker_sandboxes WHERE status = 'ready'"))!;
         broker.SiloService<CallFaults>().FailNext("ISandboxGrain.LeaseJointly");
         var claim = broker.Grains.GetClaim("t", "github:octo/failed#1");
 
@@ -69,27 +69,6 @@ public sealed class JointLeaseTests
     }
 
     /// <summary>The transaction that last wrote a grain's state row.</summary>
-    private static async Task<long> WrittenBy(BrokerCluster broker, string state, string key)
-    {
-        await using var connection = new NpgsqlConnection(broker.Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT xmin::text::bigint FROM broker_grain_state WHERE state_name = $1 AND grain_key = $2", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = state });
-        command.Parameters.Add(new NpgsqlParameter { Value = key });
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
-
-    private static async Task<List<string>> ReadySandboxes(BrokerCluster broker)
-    {
-        await using var connection = new NpgsqlConnection(broker.Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT sandbox_id FROM broker_sandboxes WHERE status = 'ready'", connection);
-        var ids = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetString(0));
-        }
-        return ids;
-    }
+    private static async Task<long> WrittenBy(BrokerCluster broker, string state, string key) =>
+        await broker.Database.ScalarAsync<long>("SELECT xmin::text::bigint FROM broker_grain_state WHERE state_name = $1 AND grain_key = $2", state, key);
 }
