@@ -105,6 +105,7 @@ public static class Program
         services.AddTenantRateLimiter();
         services.AddAddressLimiter(configuration);
         services.AddSingleton<KnownPools>();
+        services.AddSingleton<GrainReferences>();
         services.AddBrokerOpenApi();
         services.AddGitHubWebhooks(configuration);
     }

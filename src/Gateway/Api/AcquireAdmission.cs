@@ -52,9 +52,9 @@ public sealed class AcquireAdmission(
     }
 
     /// <summary>How every acquire through the REST API reaches the cluster: admitted, then retried on a concurrent update.</summary>
-    public async Task<AcquireResult> AcquireAsync(IClusterClient client, string tenant, string claimKey, AcquireRequest request, CancellationToken ct)
+    public async Task<AcquireResult> AcquireAsync(GrainReferences grains, string tenant, string claimKey, AcquireRequest request, CancellationToken ct)
     {
-        var result = await RunAsync(tenant, claimKey, () => ApiRoutes.CallAsync(() => client.GetClaim(tenant, claimKey).Acquire(request), ct));
+        var result = await RunAsync(tenant, claimKey, () => ApiRoutes.CallAsync(() => grains.Claim(tenant, claimKey).Acquire(request), ct));
         if (result.Lease.Status == LeaseStatus.Active)
         {
             Remember(tenant, claimKey, result.Lease.ExpiresAt);

@@ -50,7 +50,7 @@ public static class ClaimEndpoints
         return caller.IsAdmin ? tenant : throw ApiError.Forbidden("only an admin token may act on another tenant's claims").ToException();
     }
 
-    private static async Task<IResult> Acquire(string key, string? tenant, HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission,
+    private static async Task<IResult> Acquire(string key, string? tenant, HttpContext context, GrainReferences grains, BrokerMetrics metrics, AcquireAdmission admission,
         KnownPools pools)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
@@ -66,7 +66,7 @@ public static class ClaimEndpoints
         AcquireResult result;
         try
         {
-            result = await admission.AcquireAsync(client, owner, claimKey, request, context.RequestAborted);
+            result = await admission.AcquireAsync(grains, owner, claimKey, request, context.RequestAborted);
         }
         catch (BrokerException e) when (e.Code == ErrorCodes.NotFound && e.Field == "pool")
         {
@@ -83,26 +83,26 @@ public static class ClaimEndpoints
         return ApiRoutes.Json(view, StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> Get(string key, string? tenant, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Get(string key, string? tenant, HttpContext context, GrainReferences grains)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
-        var claim = client.GetClaim(TenantOf(context, tenant), claimKey);
+        var claim = grains.Claim(TenantOf(context, tenant), claimKey);
         var lease = await ApiRoutes.CallAsync(claim.Get, context.RequestAborted)
             ?? throw ApiError.NotFound($"claim '{claimKey}' has no active lease").ToException();
-        var sandbox = await client.GetGrain<ISandboxGrain>(lease.SandboxId).Get();
+        var sandbox = await grains.Get<ISandboxGrain>(lease.SandboxId).Get();
         return ApiRoutes.Json(ClaimView.From(lease, sandbox));
     }
 
-    private static async Task<IResult> Touch(string key, string? tenant, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Touch(string key, string? tenant, HttpContext context, GrainReferences grains)
     {
-        var claim = client.GetClaim(TenantOf(context, tenant), ApiRoutes.ClaimKeyFrom(key));
+        var claim = grains.Claim(TenantOf(context, tenant), ApiRoutes.ClaimKeyFrom(key));
         var lease = await ApiRoutes.CallAsync(claim.Touch, context.RequestAborted);
         return ApiRoutes.Json(ClaimView.From(lease));
     }
 
-    private static async Task<IResult> Extend(string key, string? tenant, HttpContext context, IClusterClient client)
+    private static async Task<IResult> Extend(string key, string? tenant, HttpContext context, GrainReferences grains)
     {
-        var claim = client.GetClaim(TenantOf(context, tenant), ApiRoutes.ClaimKeyFrom(key));
+        var claim = grains.Claim(TenantOf(context, tenant), ApiRoutes.ClaimKeyFrom(key));
         var body = await ApiBody.ReadAsync(context, new ExtendBody());
         var ttl = body.TtlSeconds switch
         {
@@ -114,12 +114,12 @@ public static class ClaimEndpoints
         return ApiRoutes.Json(ClaimView.From(lease));
     }
 
-    private static async Task<IResult> Release(string key, string? reason, string? tenant, HttpContext context, IClusterClient client, BrokerMetrics metrics,
+    private static async Task<IResult> Release(string key, string? reason, string? tenant, HttpContext context, GrainReferences grains, BrokerMetrics metrics,
         AcquireAdmission admission)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
         var owner = TenantOf(context, tenant);
-        var grain = client.GetClaim(owner, claimKey);
+        var grain = grains.Claim(owner, claimKey);
         if (reason is { Length: > 200 })
         {
             throw ApiError.BadRequest("reason", "reason is at most 200 characters").ToException();
@@ -138,10 +138,10 @@ public static class ClaimEndpoints
             : throw ApiError.NotFound($"claim '{claimKey}' has no active lease").ToException();
     }
 
-    private static async Task<IResult> History(string key, string? tenant, HttpContext context, IClusterClient client)
+    private static async Task<IResult> History(string key, string? tenant, HttpContext context, GrainReferences grains)
     {
         var claimKey = ApiRoutes.ClaimKeyFrom(key);
-        var leases = await client.GetClaim(TenantOf(context, tenant), claimKey).History();
+        var leases = await grains.Claim(TenantOf(context, tenant), claimKey).History();
         return leases.Count == 0
             ? throw ApiError.NotFound($"claim '{claimKey}' has no leases").ToException()
             : ApiRoutes.Json(new ClaimHistoryView(claimKey, leases.Select(l => ClaimView.From(l)).ToList()));

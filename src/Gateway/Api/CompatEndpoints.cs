@@ -71,7 +71,7 @@ public static class CompatEndpoints
         return track;
     }
 
-    private static async Task<IResult> Allocate(HttpContext context, IClusterClient client, BrokerMetrics metrics, AcquireAdmission admission,
+    private static async Task<IResult> Allocate(HttpContext context, GrainReferences grains, BrokerMetrics metrics, AcquireAdmission admission,
         Microsoft.Extensions.Options.IOptions<CompatSettings> settings)
     {
         var track = RequireTrack(context.Request);
@@ -91,7 +91,7 @@ public static class CompatEndpoints
         }
         var request = new AcquireRequest(settings.Value.Pool, caller.Tenant, track, Labels: labels, Actor: caller.TokenId);
         var started = Stopwatch.GetTimestamp();
-        var result = await admission.AcquireAsync(client, caller.Tenant, track, request, context.RequestAborted);
+        var result = await admission.AcquireAsync(grains, caller.Tenant, track, request, context.RequestAborted);
         metrics.ObserveAcquire(result.Outcome, ApiRoutes.Elapsed(started));
         context.Response.Headers[ClaimEndpoints.OutcomeHeader] = result.Outcome.ToString().ToLowerInvariant();
         var view = new CompatAllocation(result.Sandbox.SandboxId, result.Sandbox.Name, result.Sandbox.ExternalId,

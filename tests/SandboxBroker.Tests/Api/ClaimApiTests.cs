@@ -130,6 +130,11 @@ public sealed class ClaimApiTests(ApiFixture fixture)
         Assert.Equal("trace-abc-123", echoed.Headers.GetValues("X-Request-ID").Single());
 
         using var made = await _admin.GetAsync("/v1/pools");
-        Assert.StartsWith("req_", made.Headers.GetValues("X-Request-ID").Single());
+        using var madeNext = await _admin.GetAsync("/v1/pools");
+        var id = made.Headers.GetValues("X-Request-ID").Single();
+        var next = madeNext.Headers.GetValues("X-Request-ID").Single();
+        Assert.StartsWith("req_", id);
+        Assert.StartsWith("req_", next);
+        Assert.NotEqual(id, next);
     }
 }
