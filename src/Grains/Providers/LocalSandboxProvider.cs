@@ -29,11 +29,12 @@ public sealed class LocalProviderOptions
 /// of the silo's CPU at 1,000 new leases a second).
 /// </para>
 /// <para>
-/// Labels set after the create (a lease's claim key) go to <c>labels.json</c> beside it, written in place. Rewriting
-/// <c>sandbox.json</c> for each lease made ext4 write the file's blocks out at once (it does so when a file replaces another
-/// by rename, and when one truncated to nothing is closed): about 100 µs of CPU per lease. A crash can tear the labels
-/// file, and a torn one is ignored: those labels help people find a claim's sandbox, while what makes the directory the
-/// broker's sandbox (its id and deployment labels) stays in <c>sandbox.json</c>, which is still replaced whole.
+/// Labels set after the create (a lease's claim key) are appended to <c>labels.jsonl</c> beside it (see
+/// <see cref="LocalLabelsFile"/>). Rewriting <c>sandbox.json</c> for each lease made ext4 write the file's blocks out at once
+/// (it does so when a file replaces another by rename, and when one truncated to nothing is closed): about 100 µs of CPU
+/// per lease. A crash can cut the last labels record short, and it is ignored: those labels help people find a claim's
+/// sandbox, while what makes the directory the broker's sandbox (its id and deployment labels) stays in
+/// <c>sandbox.json</c>, which is still replaced whole.
 /// </para>
 /// </summary>
 public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater
@@ -43,7 +44,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly string _root = Path.GetFullPath(options.Value.Root);
-    private readonly LocalLabelsFile _labels = new(logger, Json);
+    private readonly LocalLabelsFile _labels = new(logger);
 
     public string Name => "local";
 
@@ -56,7 +57,7 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
             return Task.FromResult(existing);
         }
         Directory.CreateDirectory(Path.Combine(directory, "workspace"));
-        LocalLabelsFile.Remove(directory);
+        LocalLabelsFile.Reset(directory);
         var metadata = new LocalMetadata(request.SandboxId, request.Name, request.Template, request.Labels.ToDictionary(), DateTimeOffset.UtcNow);
         WriteMetadata(directory, metadata);
         StartProcess(directory);
@@ -121,7 +122,9 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
             return Task.CompletedTask;
         }
         StopProcess(directory);
-        // Remove the metadata first: a half-deleted directory is no longer listed as a sandbox.
+        // The labels first: a relabel then fails as for a sandbox that is gone. Then the metadata: a half-deleted directory
+        // is no longer listed as a sandbox.
+        LocalLabelsFile.Remove(directory);
         File.Delete(Path.Combine(directory, MetadataFile));
         Directory.Delete(directory, recursive: true);
         logger.LogDebug("Deleted local sandbox {SandboxId}", sandboxId);
@@ -131,11 +134,16 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
     public Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
     {
         var directory = DirectoryFor(sandboxId);
-        if (!File.Exists(Path.Combine(directory, MetadataFile)))
+        // The create made the labels file and the delete removes it first, so finding it is finding the sandbox. A sandbox
+        // created before the file existed is found by its metadata.
+        if (!_labels.TryAdd(directory, labels))
         {
-            throw DoesNotExist(sandboxId);
+            if (!File.Exists(Path.Combine(directory, MetadataFile)))
+            {
+                throw DoesNotExist(sandboxId);
+            }
+            _labels.Add(directory, labels);
         }
-        _labels.Add(directory, labels);
         return Task.CompletedTask;
     }
 

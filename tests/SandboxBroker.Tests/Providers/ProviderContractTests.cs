@@ -177,26 +177,67 @@ public sealed class LocalProviderContract : ProviderContractTests
         return Task.FromResult<(ISandboxProvider, IAsyncDisposable)>((provider, new DeleteDirectory(_root)));
     }
 
-    private string LabelsFile(string id) => Path.Combine(_root, id, "labels.json");
+    private string LabelsFile(string id) => Path.Combine(_root, id, "labels.jsonl");
 
     private Task RelabelAsync(string id, string claimKey) => ((ISandboxLabelUpdater)Provider).SetLabelsAsync(id, null,
         new Dictionary<string, string> { [BrokerLabels.ClaimKey] = claimKey }, CancellationToken.None);
 
     [Fact]
-    public async Task A_label_torn_by_a_crash_is_ignored_and_the_sandbox_keeps_the_labels_it_was_created_with()
+    public async Task A_relabel_cut_short_by_a_crash_is_ignored_and_the_one_before_it_stands()
     {
         var id = NewId();
         await CreateAsync(id);
         await RelabelAsync(id, "track:lab/7");
-        await File.WriteAllTextAsync(LabelsFile(id), $"{{\"{BrokerLabels.ClaimKey}\": \"track:la"); // a write cut short
+        await File.AppendAllTextAsync(LabelsFile(id), $"\n{{\"{BrokerLabels.ClaimKey}\":\"track:la"); // a write cut short
 
         var got = await Provider.GetAsync(id, null, CancellationToken.None);
         var listed = await Provider.ListAllAsync(new Dictionary<string, string> { [BrokerLabels.SandboxId] = id });
 
-        Assert.Equal("github:octo/repo#42", got!.Labels[BrokerLabels.ClaimKey]);
+        Assert.Equal("track:lab/7", got!.Labels[BrokerLabels.ClaimKey]);
         Assert.Equal(id, Assert.Single(listed).SandboxId);
-        await RelabelAsync(id, "track:lab/8"); // and the next relabel writes a whole file again
+        await RelabelAsync(id, "track:lab/8"); // and the next relabel is read whole after the torn one
         Assert.Equal("track:lab/8", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+    }
+
+    [Fact]
+    public async Task A_labels_file_torn_whole_leaves_the_labels_the_sandbox_was_created_with()
+    {
+        var id = NewId();
+        await CreateAsync(id);
+        await File.WriteAllTextAsync(LabelsFile(id), $"{{\"{BrokerLabels.ClaimKey}\": \"track:la");
+
+        Assert.Equal("github:octo/repo#42", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+    }
+
+    [Fact]
+    public async Task A_sandbox_created_before_the_labels_log_keeps_its_labels_and_can_be_relabelled()
+    {
+        var id = NewId();
+        await CreateAsync(id);
+        File.Delete(LabelsFile(id)); // as the previous version left it: labels.json, one indented object
+        await File.WriteAllTextAsync(Path.Combine(_root, id, "labels.json"), $"{{\n  \"{BrokerLabels.ClaimKey}\": \"track:lab/old\"\n}}");
+
+        Assert.Equal("track:lab/old", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+        await RelabelAsync(id, "track:lab/new");
+        Assert.Equal("track:lab/new", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+    }
+
+    [Fact]
+    public async Task Relabelling_a_deleted_sandbox_or_one_whose_delete_was_cut_short_is_a_permanent_error()
+    {
+        var deleted = NewId();
+        await CreateAsync(deleted);
+        await Provider.DeleteAsync(deleted, null, CancellationToken.None);
+        var halfDeleted = NewId();
+        await CreateAsync(halfDeleted);
+        File.Delete(LabelsFile(halfDeleted));
+        File.Delete(Path.Combine(_root, halfDeleted, "sandbox.json")); // the delete's first two steps, then the crash
+
+        var gone = await Assert.ThrowsAsync<ProviderException>(() => RelabelAsync(deleted, "track:lab/1"));
+        var halfGone = await Assert.ThrowsAsync<ProviderException>(() => RelabelAsync(halfDeleted, "track:lab/1"));
+
+        Assert.False(gone.Transient);
+        Assert.False(halfGone.Transient);
     }
 
     [Fact]
