@@ -13,7 +13,9 @@ namespace SandboxBroker.Grains.Providers;
 /// end: no existence check, no read, no parse and no new file, which were most of the relabel's cost (7 % of the silo's
 /// CPU at 1,000 new leases a second). A crash can cut the last record short: a record that does not parse is ignored, and
 /// the newline that begins the next one keeps that one whole. Sandboxes created before this file existed have their
-/// labels in <c>labels.json</c>, one object, read first.
+/// labels in <c>labels.json</c>, one object, read when there is no <c>labels.jsonl</c> and moved into it by their first
+/// relabel. So a sandbox reads one file: a lease's recheck of a pooled sandbox reads its labels, and a missing file costs
+/// an exception.
 /// </para>
 /// </summary>
 internal sealed class LocalLabelsFile(ILogger logger)
@@ -55,17 +57,29 @@ internal sealed class LocalLabelsFile(ILogger logger)
         }
     }
 
-    /// <summary>Appends a record, making the file for a sandbox created before it existed.</summary>
-    public void Add(string directory, IReadOnlyDictionary<string, string> labels) => Append(directory, labels, FileMode.OpenOrCreate);
+    /// <summary>
+    /// Appends a record to a new file, for a sandbox created before the file existed: the labels of its
+    /// <c>labels.json</c> go first, and that file goes, so from now on one file holds them all.
+    /// </summary>
+    public void Add(string directory, IReadOnlyDictionary<string, string> labels)
+    {
+        if (ReadLegacy(directory) is { } legacy)
+        {
+            Append(directory, legacy, FileMode.OpenOrCreate);
+        }
+        Append(directory, labels, FileMode.OpenOrCreate);
+        File.Delete(Path.Combine(directory, LegacyFileName));
+    }
 
     /// <summary>The labels set since the create; null when none were (or none can be read).</summary>
     public Dictionary<string, string>? Read(string directory)
     {
-        var labels = ReadLegacy(directory);
-        if (ReadAll(Path.Combine(directory, FileName)) is not { Length: > 0 } bytes)
+        // Only a sandbox created before the file existed, and not relabelled since, has no file: then labels.json.
+        if (ReadAll(Path.Combine(directory, FileName)) is not { } bytes)
         {
-            return labels;
+            return ReadLegacy(directory);
         }
+        Dictionary<string, string>? labels = null;
         foreach (var line in Encoding.UTF8.GetString(bytes).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             if (Parse(line, directory) is { } record)

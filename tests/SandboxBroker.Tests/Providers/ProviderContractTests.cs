@@ -220,6 +220,7 @@ public sealed class LocalProviderContract : ProviderContractTests
         Assert.Equal("track:lab/old", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
         await RelabelAsync(id, "track:lab/new");
         Assert.Equal("track:lab/new", (await Provider.GetAsync(id, null, CancellationToken.None))!.Labels[BrokerLabels.ClaimKey]);
+        Assert.False(File.Exists(Path.Combine(_root, id, "labels.json"))); // moved into labels.jsonl by the relabel
     }
 
     [Fact]
