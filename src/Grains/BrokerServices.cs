@@ -21,7 +21,7 @@ public static class BrokerServices
         services.Configure<BrokerOptions>(configuration.GetSection(BrokerOptions.Section));
         services.Configure<LocalProviderOptions>(configuration.GetSection(LocalProviderOptions.Section));
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<BrokerGrains>();
+        services.AddSingleton<GrainReferences>();
 
         services.AddSingleton(_ => PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-silo"));
         services.AddSingleton<SchemaMigrator>();

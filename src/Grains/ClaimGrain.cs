@@ -19,7 +19,7 @@ namespace SandboxBroker.Grains;
 public sealed partial class ClaimGrain(
     [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
     IOptions<BrokerOptions> options,
-    BrokerGrains grains,
+    GrainReferences grains,
     IJointWrites jointWrites,
     TimeProvider time,
     ILogger<ClaimGrain> logger) : Grain, IClaimGrain

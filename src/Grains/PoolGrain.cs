@@ -33,7 +33,7 @@ public sealed partial class PoolGrain(
     IOptions<BrokerOptions> options,
     SandboxProviderRegistry providers,
     BrokerIndex index,
-    BrokerGrains grains,
+    GrainReferences grains,
     TimeProvider time,
     ILogger<PoolGrain> logger) : Grain, IPoolGrain, IRemindable
 {

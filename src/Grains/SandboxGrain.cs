@@ -21,7 +21,7 @@ public sealed partial class SandboxGrain(
     ConnectionSecrets secrets,
     IJointWrites jointWrites,
     IOptions<BrokerOptions> options,
-    BrokerGrains grains,
+    GrainReferences grains,
     TimeProvider time,
     ILogger<SandboxGrain> logger) : Grain, ISandboxGrain
 {

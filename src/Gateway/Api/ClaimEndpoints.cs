@@ -89,7 +89,7 @@ public static class ClaimEndpoints
         var claim = grains.Claim(TenantOf(context, tenant), claimKey);
         var lease = await ApiRoutes.CallAsync(claim.Get, context.RequestAborted)
             ?? throw ApiError.NotFound($"claim '{claimKey}' has no active lease").ToException();
-        var sandbox = await grains.Get<ISandboxGrain>(lease.SandboxId).Get();
+        var sandbox = await grains.Sandbox(lease.SandboxId).Get();
         return ApiRoutes.Json(ClaimView.From(lease, sandbox));
     }
 
