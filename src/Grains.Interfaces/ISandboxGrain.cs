@@ -23,7 +23,10 @@ public interface ISandboxGrain : IGrainWithStringKey
     [Alias("LeaseJointly")]
     Task<SandboxInfo?> LeaseJointly(SandboxLeaseRequest request, string jointWrite);
 
-    /// <summary>The claim lets go: leased → deleting; deletion retries until the provider confirms. Idempotent.</summary>
+    /// <summary>
+    /// The claim lets go: leased → deleting; deletion retries until the provider confirms. A sandbox never leased (a lease
+    /// named it, but its acquire failed before the sandbox was leased) is discarded. Idempotent.
+    /// </summary>
     [Alias("Release")]
     Task Release(string claimId, string reason);
 

@@ -107,8 +107,17 @@ public sealed partial class SandboxGrain(
 
     public async Task Release(string claimId, string reason)
     {
+        if (S.Spec is not null && S.ClaimKey is null)
+        {
+            // Never leased, yet a lease named it: its acquire stored the lease and then failed before this sandbox's
+            // `leased` write landed, and the discard that follows such a failure did not go through either (Postgres
+            // was down). The release may have named this sandbox to its caller as released, so it must not go back to
+            // the pool, where a pool that lost its memory of handing it out would list it again.
+            await Discard(reason);
+            return;
+        }
         // The holder is the claim's id (tenant and key): two tenants may use the same key.
-        if (S.Spec is null || S.ClaimKey is null || S.Tenant is null || ClaimId.Of(S.Tenant, S.ClaimKey) != claimId)
+        if (S.Spec is null || S.Tenant is null || ClaimId.Of(S.Tenant, S.ClaimKey!) != claimId)
         {
             return; // Not this claim's sandbox (any more): nothing to give back.
         }

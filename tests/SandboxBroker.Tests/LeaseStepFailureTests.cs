@@ -65,6 +65,37 @@ public sealed class LeaseStepFailureTests
     }
 
     /// <summary>
+    /// Found by the long fault run (seed 530917): as above, but with Postgres down, so the discard after the failed lease
+    /// call failed too and the sandbox stayed ready. The key's release then asked it to let go, and it did nothing, as it
+    /// did not hold the key. When the pool's activation was replaced, the new one read the sandbox back from the index as
+    /// ready and handed it to the key's next lease. A sandbox asked to let go by a lease it was never leased to is now
+    /// discarded.
+    /// </summary>
+    [Fact]
+    public async Task A_warm_sandbox_whose_lease_call_and_discard_failed_is_deleted_by_the_release_and_not_pooled_again()
+    {
+        await using var broker = await WithReadySandboxes(3, joint: false);
+        var faults = broker.SiloService<CallFaults>();
+        faults.FailNext("ISandboxGrain.Lease");
+        faults.FailNext("ISandboxGrain.Discard");
+        var claim = broker.Grains.GetClaim("t", "github:octo/undone#1");
+
+        await Assert.ThrowsAnyAsync<Exception>(() => claim.Acquire(new AcquireRequest("default", "t", "o")));
+
+        var ended = Assert.Single(await claim.History());
+        await Eventually.TrueAsync(async () => (await broker.Grains.GetGrain<ISandboxGrain>(ended.SandboxId).Get())?.Status is SandboxStatus.Deleting or SandboxStatus.Deleted,
+            "the sandbox the ended lease names is deleted though its discard failed");
+        await broker.Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero); // the pool reads its lists back
+        var later = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            later.Add((await broker.Grains.GetClaim("t", $"github:octo/undone#{i + 2}").Acquire(new AcquireRequest("default", "t", "o"))).Sandbox.SandboxId);
+        }
+        later.Add((await claim.Acquire(new AcquireRequest("default", "t", "o"))).Sandbox.SandboxId);
+        Assert.DoesNotContain(ended.SandboxId, later);
+    }
+
+    /// <summary>
     /// Found by FaultTests under load (a silo stopped during a storm of acquires): the sandbox call that leased the
     /// sandbox ran but its answer was lost, so the claim ended the lease; the release it then sent failed too (the same
     /// silo going away). The sandbox stayed leased to the key with nobody holding it, billing until the next reconcile
