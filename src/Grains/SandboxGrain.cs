@@ -117,7 +117,7 @@ public sealed partial class SandboxGrain(
             return;
         }
         // The holder is the claim's id (tenant and key): two tenants may use the same key.
-        if (S.Spec is null || S.Tenant is null || ClaimId.Of(S.Tenant, S.ClaimKey!) != claimId)
+        if (S.Spec is null || S.ClaimKey is null || S.Tenant is null || ClaimId.Of(S.Tenant, S.ClaimKey) != claimId)
         {
             return; // Not this claim's sandbox (any more): nothing to give back.
         }
