@@ -5,12 +5,23 @@ namespace SandboxBroker.Grains;
 /// <summary>A pool's upkeep: what its reminder and a shrink do (stuck creates resumed, hand-outs taken back, counts set again from the index, strays and surplus discarded).</summary>
 public sealed partial class PoolGrain
 {
-    /// <summary>Reads back from the index the pool's ready sandboxes (oldest first) and those being created, then the counts of the rest.</summary>
+    /// <summary>
+    /// Reads back from the index the pool's ready sandboxes (oldest first) and those being created, then the counts of the
+    /// rest. A ready sandbox an active lease names is not listed but counted as handed out: the acquire that stored the
+    /// lease may still lease it, and if it never does, <see cref="Maintain"/> deletes it after the grace, as it does any
+    /// sandbox handed out and never leased. Listing it would let another lease take a sandbox the first one answers with.
+    /// </summary>
     private async Task LoadFromIndex()
     {
+        var now = time.GetUtcNow();
+        var leased = await index.ListLeasedSandboxIdsAsync(Name, CancellationToken.None);
         foreach (var (sandboxId, status, since) in await index.ListReadyAndProvisioningAsync(Name, CancellationToken.None))
         {
-            if (status == SandboxLifecycle.Format(SandboxStatus.Ready))
+            if (status == SandboxLifecycle.Format(SandboxStatus.Ready) && leased.Contains(sandboxId))
+            {
+                _counts.HandOut(sandboxId, now);
+            }
+            else if (status == SandboxLifecycle.Format(SandboxStatus.Ready))
             {
                 L.AddReady(sandboxId);
             }

@@ -149,6 +149,26 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
+    /// The sandboxes of a pool that its active leases name (ix_broker_claims_tenant_active). Read with <see cref="ListReadyAndProvisioningAsync"/> when a pool restores its lists: a
+    /// ready sandbox among them was stored as leased by its claim but its own <c>leased</c> write never landed.
+    /// </summary>
+    public async Task<IReadOnlySet<string>> ListLeasedSandboxIdsAsync(string pool, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT sandbox_id FROM broker_claims
+            WHERE status = 'active' AND pool = $1 AND sandbox_id IS NOT NULL
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = pool });
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            ids.Add(reader.GetString(0));
+        }
+        return ids;
+    }
+
+    /// <summary>
     /// A pool's ready sandboxes other than <paramref name="except"/> unchanged since <paramref name="before"/>: ready, but no
     /// pool lists them (ix_broker_sandboxes_waiting).
     /// </summary>

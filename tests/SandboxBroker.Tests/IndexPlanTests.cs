@@ -32,6 +32,14 @@ public sealed class IndexPlanTests
     }
 
     [Fact]
+    public async Task A_pool_restoring_its_lists_finds_the_sandboxes_its_active_leases_name_through_the_active_claims_index()
+    {
+        await using var db = await Seeded();
+        var ids = await ReadsIndex(db, "ix_broker_claims_tenant_active", index => index.ListLeasedSandboxIdsAsync("p", CancellationToken.None));
+        Assert.Equal(new[] { "claimed-1" }, ids.Order());
+    }
+
+    [Fact]
     public async Task A_pool_finds_its_stray_ready_sandboxes_from_the_same_index()
     {
         await using var db = await Seeded();
@@ -161,12 +169,17 @@ public sealed class IndexPlanTests
                     new() { Value = (T0 + TimeSpan.FromMinutes(updatedMinute)).UtcDateTime },
                 },
             });
-        void Claim(string id, string tenant, string status, string owner) =>
+        void Claim(string id, string tenant, string status, string owner, string? sandboxId = null) =>
             batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-                INSERT INTO broker_claims (claim_key, tenant, owner, pool, status, updated_at) VALUES ($1, $2, $3, 'p', $4, now())
+                INSERT INTO broker_claims (claim_key, tenant, owner, pool, status, sandbox_id, updated_at, wake_at)
+                VALUES ($1, $2, $3, 'p', $4, $5, now(), CASE WHEN $4 = 'active' THEN now() + interval '1 hour' END)
                 """)
             {
-                Parameters = { new() { Value = id }, new() { Value = tenant }, new() { Value = owner }, new() { Value = status } },
+                Parameters =
+                {
+                    new() { Value = id }, new() { Value = tenant }, new() { Value = owner }, new() { Value = status },
+                    new() { Value = (object?)sandboxId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+                },
             });
 
         Sandbox("ready-1", "p", "ready", null, 1, 2);
@@ -179,7 +192,8 @@ public sealed class IndexPlanTests
         Sandbox("ready-q", "q", "ready", null, 1, 1);
         Claim("acme/issue-1", "acme", "active", "alice");
         Claim("acme/issue-2", "acme", "released", "alice");
-        Claim("other/issue-1", "other", "active", "bob");
+        Claim("other/issue-1", "other", "active", "bob", "claimed-1"); // a sandbox whose own leased write never landed
+        Claim("other/issue-2", "other", "released", "bob", "listed"); // an ended lease names a sandbox that went back
         await batch.ExecuteNonQueryAsync();
         await using var analyze = db.DataSource.CreateCommand("ANALYZE broker_sandboxes; ANALYZE broker_claims");
         await analyze.ExecuteNonQueryAsync();

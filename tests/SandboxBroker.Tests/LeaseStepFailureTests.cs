@@ -96,6 +96,37 @@ public sealed class LeaseStepFailureTests
     }
 
     /// <summary>
+    /// The hole the case above leaves: the lease is stored (its index row names the sandbox) but neither the sandbox's
+    /// <c>leased</c> write, nor the ending write, nor a discard landed (Postgres down), and the pool's activation is
+    /// replaced before the key's release. The new activation used to read the sandbox back as ready and hand it to
+    /// another lease; a ready sandbox an active lease names is now counted as handed out instead (and, never leased,
+    /// deleted after the grace).
+    /// </summary>
+    [Fact]
+    public async Task A_pool_reading_its_sandboxes_back_does_not_list_a_ready_one_an_active_lease_names()
+    {
+        await using var broker = await WithReadySandboxes(3, joint: false);
+        var named = Assert.IsType<string>(await broker.Database.ScalarAsync<string>(
+            "SELECT sandbox_id FROM broker_sandboxes WHERE pool = 'default' AND status = 'ready' ORDER BY updated_at, sandbox_id LIMIT 1"));
+        // What such a lease leaves in the index: its claim row, active and naming the sandbox, with the lease's deadline.
+        await broker.Database.ScalarAsync<int>("""
+            INSERT INTO broker_claims (claim_key, tenant, owner, pool, status, sandbox_id, updated_at, wake_at)
+            VALUES ('t/github:octo/stored#1', 't', 'o', 'default', 'active', $1, now(), now() + interval '1 hour')
+            RETURNING 1
+            """, named);
+
+        await broker.Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero); // the pool reads its lists back
+        var taken = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            taken.Add((await broker.Grains.GetClaim("t", $"github:octo/other#{i}").Acquire(new AcquireRequest("default", "t", "o"))).Sandbox.SandboxId);
+        }
+
+        Assert.DoesNotContain(named, taken);
+        Assert.Equal(SandboxStatus.Ready, (await broker.Grains.GetGrain<ISandboxGrain>(named).Get())?.Status);
+    }
+
+    /// <summary>
     /// Found by FaultTests under load (a silo stopped during a storm of acquires): the sandbox call that leased the
     /// sandbox ran but its answer was lost, so the claim ended the lease; the release it then sent failed too (the same
     /// silo going away). The sandbox stayed leased to the key with nobody holding it, billing until the next reconcile
