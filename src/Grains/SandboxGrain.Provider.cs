@@ -69,16 +69,18 @@ public sealed partial class SandboxGrain
         var createdForThisClaim = spec.Labels.TryGetValue(BrokerLabels.ClaimKey, out var labelled) && labelled == claimKey;
         if (!(_justCreated && createdForThisClaim) && !ConfirmedWithin(options.Value.LeaseRecheckAfter))
         {
-            ProviderSandbox? sandbox;
+            ProviderSandboxState? state;
             try
             {
-                sandbox = await provider.GetAsync(Id, S.ExternalId, timeout.Token);
+                state = provider.Capability<ISandboxStateReader>() is { } reader
+                    ? await reader.GetStateAsync(Id, S.ExternalId, timeout.Token)
+                    : (await provider.GetAsync(Id, S.ExternalId, timeout.Token))?.State;
             }
             catch (ProviderException e)
             {
                 throw Unavailable(e);
             }
-            switch (sandbox?.State)
+            switch (state)
             {
                 case null:
                     S.LastError = "the provider no longer has this sandbox";
@@ -90,7 +92,7 @@ public sealed partial class SandboxGrain
                 case ProviderSandboxState.Stopped or ProviderSandboxState.Creating:
                     try
                     {
-                        logger.LogInformation("Starting {State} sandbox {SandboxId} before leasing it", sandbox.State, Id);
+                        logger.LogInformation("Starting {State} sandbox {SandboxId} before leasing it", state, Id);
                         await provider.StartAsync(Id, S.ExternalId, timeout.Token);
                     }
                     catch (ProviderException e) when (!e.Transient)

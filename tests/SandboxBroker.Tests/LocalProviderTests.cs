@@ -27,14 +27,17 @@ public sealed class LocalProviderTests : IDisposable
         await provider.StopAsync("abc123", null, CancellationToken.None);
         Assert.True(first.WaitForExit(TimeSpan.FromSeconds(10)));
         Assert.Equal(ProviderSandboxState.Stopped, (await Provider().GetAsync("abc123", null, CancellationToken.None))!.State);
+        Assert.Equal(ProviderSandboxState.Stopped, await Provider().GetStateAsync("abc123", null, CancellationToken.None));
 
         await provider.StartAsync("abc123", null, CancellationToken.None);
         using var second = Process.GetProcessById(Pid("abc123"));
         Assert.False(second.HasExited);
         Assert.Equal(ProviderSandboxState.Running, (await Provider().GetAsync("abc123", null, CancellationToken.None))!.State);
+        Assert.Equal(ProviderSandboxState.Running, await Provider().GetStateAsync("abc123", null, CancellationToken.None));
 
         await provider.DeleteAsync("abc123", null, CancellationToken.None);
         Assert.True(second.WaitForExit(TimeSpan.FromSeconds(10)));
+        Assert.Null(await Provider().GetStateAsync("abc123", null, CancellationToken.None));
     }
 
     [Fact]
@@ -64,6 +67,19 @@ public sealed class LocalProviderTests : IDisposable
         var atProvider = await provider.GetAsync(warm, null, CancellationToken.None);
         Assert.Equal(ProviderSandboxState.Stopped, atProvider!.State);
         Assert.Equal("track:lp/1", atProvider.Labels[BrokerLabels.ClaimKey]);
+    }
+
+    [Fact]
+    public async Task Acquire_does_not_lease_a_warm_sandbox_that_vanished_at_its_provider_and_marks_it_stale()
+    {
+        var (broker, provider, warm) = await OneWarmSandboxStoppedAtItsProvider(recheckAfter: "00:00:00");
+        await using var _ = broker;
+        await provider.DeleteAsync(warm, null, CancellationToken.None); // gone behind the broker's back
+
+        var lease = await broker.Grains.GetClaim("t", "track:lp/1").Acquire(new AcquireRequest("lp", "t", "o"));
+
+        Assert.NotEqual(warm, lease.Sandbox.SandboxId);
+        Assert.Equal(SandboxStatus.Stale, (await broker.Grains.GetGrain<ISandboxGrain>(warm).Get())!.Status);
     }
 
     /// <summary>A one-silo cluster whose pool "lp" has one ready sandbox, stopped at the provider behind the broker's back right after its create.</summary>

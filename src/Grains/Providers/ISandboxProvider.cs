@@ -47,6 +47,16 @@ public interface ISandboxLabelUpdater
 }
 
 /// <summary>
+/// Optional: a provider that can tell a sandbox's state for less than <see cref="ISandboxProvider.GetAsync"/> costs (the
+/// local provider reads one file instead of two). SandboxGrain uses it for the check before a lease, which needs nothing else.
+/// </summary>
+public interface ISandboxStateReader
+{
+    /// <summary>The state of the sandbox holding this broker id, or null when the provider has none.</summary>
+    Task<ProviderSandboxState?> GetStateAsync(string sandboxId, string? externalId, CancellationToken cancellationToken);
+}
+
+/// <summary>
 /// Optional: a provider whose own timer stops a sandbox (E2B's timeout kills or pauses it). The broker tells it how long a
 /// lease needs the sandbox: when the lease begins (until its deadline) and again on every reconcile while the lease lives,
 /// so a lease longer than the provider's maximum timeout is carried across it in steps. Once the lease ends nothing extends

@@ -37,7 +37,7 @@ public sealed class LocalProviderOptions
 /// <c>sandbox.json</c>, which is still replaced whole.
 /// </para>
 /// </summary>
-public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater
+public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options, ILogger<LocalSandboxProvider> logger) : ISandboxProvider, ISandboxLabelUpdater, ISandboxStateReader
 {
     private const string MetadataFile = "sandbox.json";
     private const string PidFile = "sandbox.pid";
@@ -67,6 +67,15 @@ public sealed class LocalSandboxProvider(IOptions<LocalProviderOptions> options,
 
     public Task<ProviderSandbox?> GetAsync(string sandboxId, string? externalId, CancellationToken cancellationToken) =>
         Task.FromResult(Read(DirectoryFor(sandboxId)));
+
+    /// <summary>The stopped mark is in the metadata: one file read, without the labels.</summary>
+    public Task<ProviderSandboxState?> GetStateAsync(string sandboxId, string? externalId, CancellationToken cancellationToken) =>
+        Task.FromResult<ProviderSandboxState?>(ReadMetadata(DirectoryFor(sandboxId)) switch
+        {
+            null => null,
+            { Stopped: true } => ProviderSandboxState.Stopped,
+            _ => ProviderSandboxState.Running,
+        });
 
     public async IAsyncEnumerable<ProviderSandbox> ListAsync(IReadOnlyDictionary<string, string> labels, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
