@@ -25,7 +25,11 @@ public sealed partial class ClaimGrain
         }
         var due = active.DeadlineAt - time.GetUtcNow();
         _deadlineTimer = this.RegisterGrainTimer(
-            static (self, _) => self.ExpireIfDue(),
+            static async (self, _) =>
+            {
+                await self.ExpireIfDue();
+                self.DeactivateWhenIdle();
+            },
             this,
             new GrainTimerCreationOptions { DueTime = due > TimeSpan.Zero ? due : TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan });
     }
