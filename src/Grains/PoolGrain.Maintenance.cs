@@ -17,11 +17,12 @@ public sealed partial class PoolGrain
         var leased = await index.ListLeasedSandboxIdsAsync(Name, CancellationToken.None);
         foreach (var (sandboxId, status, since) in await index.ListReadyAndProvisioningAsync(Name, CancellationToken.None))
         {
-            if (status == SandboxLifecycle.Format(SandboxStatus.Ready) && leased.Contains(sandboxId))
+            var ready = status == SandboxLifecycle.Format(SandboxStatus.Ready);
+            if (ready && leased.Contains(sandboxId))
             {
                 _counts.HandOut(sandboxId, now);
             }
-            else if (status == SandboxLifecycle.Format(SandboxStatus.Ready))
+            else if (ready)
             {
                 L.AddReady(sandboxId);
             }

@@ -149,8 +149,9 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// The sandboxes of a pool that its active leases name (ix_broker_claims_tenant_active). Read with <see cref="ListReadyAndProvisioningAsync"/> when a pool restores its lists: a
-    /// ready sandbox among them was stored as leased by its claim but its own <c>leased</c> write never landed.
+    /// The sandboxes of a pool that its active leases name (ix_broker_claims_tenant_active). Read with
+    /// <see cref="ListReadyAndProvisioningAsync"/> when a pool restores its lists: a ready sandbox among them was stored as
+    /// leased by its claim but its own <c>leased</c> write never landed.
     /// </summary>
     public async Task<IReadOnlySet<string>> ListLeasedSandboxIdsAsync(string pool, CancellationToken ct)
     {
