@@ -25,11 +25,7 @@ public sealed partial class ClaimGrain
         }
         var due = active.DeadlineAt - time.GetUtcNow();
         _deadlineTimer = this.RegisterGrainTimer(
-            static async (self, _) =>
-            {
-                await self.ExpireIfDue();
-                self.DeactivateWhenIdle();
-            },
+            static (self, _) => self.ExpireIfDue(),
             this,
             new GrainTimerCreationOptions { DueTime = due > TimeSpan.Zero ? due : TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan });
     }

@@ -121,12 +121,9 @@ public sealed partial class ClaimGrain(
             {
                 await Save(() => { });
             }
-            DeactivateWhenIdle();
             return null;
         }
-        var ended = await EndActive(LeaseStatus.Released, string.IsNullOrWhiteSpace(reason) ? "released" : reason);
-        DeactivateWhenIdle();
-        return ended;
+        return await EndActive(LeaseStatus.Released, string.IsNullOrWhiteSpace(reason) ? "released" : reason);
     }
 
     public async Task<IReadOnlyList<Lease>> History()
@@ -165,20 +162,6 @@ public sealed partial class ClaimGrain(
         if (pruned.Count != S.History.Count || S.WakeAt is { } wake && wake <= now)
         {
             await Save(() => S.History = pruned); // also moves the wake time on
-        }
-        DeactivateWhenIdle();
-    }
-
-    /// <summary>
-    /// A claim with no lease and no release left to retry keeps nothing in memory worth its activation: it goes once idle,
-    /// and the key's next call reads it back (one read). Left to idle collection (15 minutes), ended claims were half of a
-    /// busy silo's activations, and Orleans' gauges walk every activation under its catalog lock each second.
-    /// </summary>
-    private void DeactivateWhenIdle()
-    {
-        if (S.Active is null && S.Unreleased.Count == 0)
-        {
-            DeactivateOnIdle();
         }
     }
 
