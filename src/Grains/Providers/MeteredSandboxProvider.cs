@@ -8,7 +8,7 @@ namespace SandboxBroker.Grains.Providers;
 /// offers the optional capabilities its provider has, and times those calls too.
 /// </summary>
 public sealed class MeteredSandboxProvider(ISandboxProvider inner, ProviderMetrics metrics)
-    : DelegatingSandboxProvider(inner), ISandboxLabelUpdater, ISandboxLeaseTimer
+    : DelegatingSandboxProvider(inner), ISandboxLabelUpdater, ISandboxLeaseTimer, ISandboxStateReader
 {
     public override Task<ProviderSandbox> CreateAsync(ProviderCreateRequest request, CancellationToken cancellationToken) =>
         Measure("create", () => Inner.CreateAsync(request, cancellationToken));
@@ -60,6 +60,10 @@ public sealed class MeteredSandboxProvider(ISandboxProvider inner, ProviderMetri
 
     public Task SetLabelsAsync(string sandboxId, string? externalId, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken) =>
         Measure("set_labels", () => Required<ISandboxLabelUpdater>().SetLabelsAsync(sandboxId, externalId, labels, cancellationToken));
+
+    /// <summary>Counted as a "get": it answers the same question for less.</summary>
+    public Task<ProviderSandboxState?> GetStateAsync(string sandboxId, string? externalId, CancellationToken cancellationToken) =>
+        Measure("get", () => Required<ISandboxStateReader>().GetStateAsync(sandboxId, externalId, cancellationToken));
 
     public Task<IReadOnlyDictionary<string, string>> HoldUntilAsync(string sandboxId, string? externalId, DateTimeOffset until, CancellationToken cancellationToken) =>
         Measure("hold", () => Required<ISandboxLeaseTimer>().HoldUntilAsync(sandboxId, externalId, until, cancellationToken));

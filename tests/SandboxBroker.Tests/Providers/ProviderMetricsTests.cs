@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Providers;
 
 namespace SandboxBroker.Tests.Providers;
@@ -8,6 +10,49 @@ namespace SandboxBroker.Tests.Providers;
 public sealed class ProviderMetricsTests
 {
     private sealed record Measured(string Instrument, double Value, IReadOnlyDictionary<string, string?> Tags);
+
+    [Fact]
+    public async Task A_state_read_through_the_registry_is_counted_as_a_get()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "sandboxbroker-metered-" + Guid.NewGuid().ToString("N"));
+        using var metrics = new ProviderMetrics();
+        var local = new LocalSandboxProvider(Options.Create(new LocalProviderOptions { Root = root }), NullLogger<LocalSandboxProvider>.Instance);
+        var provider = new SandboxProviderRegistry([local], metrics).Get(local.Name);
+        long gets = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, metrics.Meter) && instrument.Name == "sandboxbroker.provider.calls")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, v, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag is { Key: "operation", Value: "get" })
+                {
+                    Interlocked.Add(ref gets, v);
+                }
+            }
+        });
+        listener.Start();
+        try
+        {
+            await provider.CreateAsync(new ProviderCreateRequest("sbx-s", "s", null, new Dictionary<string, string>()), CancellationToken.None);
+
+            var reader = provider.Capability<ISandboxStateReader>();
+
+            Assert.NotNull(reader);
+            Assert.Equal(ProviderSandboxState.Running, await reader.GetStateAsync("sbx-s", null, CancellationToken.None));
+            Assert.Equal(1, Interlocked.Read(ref gets));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
 
     [Fact]
     public async Task Calls_latency_errors_breaker_state_and_reconciled_sandboxes_are_reported_per_provider_and_operation()
