@@ -63,6 +63,8 @@ public static class SiloConfiguration
         silo.AddBrokerMetrics(configuration);
         var dashboard = DashboardSettings.Bind(configuration);
         silo.AddDashboard(o => o.CounterUpdateIntervalMs = (int)dashboard.CounterUpdateInterval.TotalMilliseconds);
+        silo.Services.AddHostedService(services => new DashboardMetricReader(
+            services, dashboard.CounterUpdateInterval, services.GetRequiredService<ILogger<DashboardMetricReader>>()));
         silo.UseClusterTls(configuration);
         silo.AddStartupTask(WakeUp);
     }

@@ -39,9 +39,9 @@ public sealed class DashboardSettings
     public string? Password { get; set; }
 
     /// <summary>
-    /// The dashboard's own counter sampling (its <c>CounterUpdateIntervalMs</c>, at least a second). The package also reads
-    /// Orleans' gauges through a metric reader of its own every second whatever this says, and two of them walk the
-    /// silo's activations: 4.7 % of the silo's samples at 1,000 new leases a second (docs/BENCHMARKS.md, round 10).
+    /// How often the dashboard's counters are sampled, at least a second: the package's own <c>CounterUpdateIntervalMs</c>
+    /// and the reading of Orleans' metrics that feeds the silo page (<see cref="DashboardMetricReader"/>; two of those
+    /// gauges walk every activation of the silo).
     /// </summary>
     public TimeSpan CounterUpdateInterval { get; set; } = TimeSpan.FromSeconds(5);
 

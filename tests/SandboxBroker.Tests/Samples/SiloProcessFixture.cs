@@ -12,6 +12,7 @@ namespace SandboxBroker.Tests.Samples;
 public sealed class SiloProcessFixture : IAsyncLifetime
 {
     public const string ClusterId = "sample-cluster";
+    public const string DashboardPassword = "test";
 
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "sandboxbroker-tests", Guid.NewGuid().ToString("N"));
     private ChildProcess? _silo;
@@ -34,9 +35,11 @@ public sealed class SiloProcessFixture : IAsyncLifetime
             $"--Orleans:GatewayPort={FreePort()}",
             $"--Http:Port={httpPort}",
             $"--Providers:Local:Root={Path.Combine(_directory, "sandboxes")}",
-            "--Dashboard:Password=test",
+            $"--Dashboard:Password={DashboardPassword}",
+            "--Dashboard:CounterUpdateInterval=00:00:01",
             "--Metrics:LevelsRefresh=00:00:01",
             "--Logging:LogLevel:Default=Warning",
+            "--Logging:LogLevel:SandboxBroker.Silo.DashboardMetricReader=Information",
         ], new Dictionary<string, string> { ["BROKER_POSTGRES"] = Database.ConnectionString, ["DOTNET_gcServer"] = "0" },
             _directory, Path.Combine(_directory, "silo.log"));
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
@@ -61,7 +64,7 @@ public sealed class SiloProcessFixture : IAsyncLifetime
             [$"--Orleans:ClusterId={ClusterId}", $"--Orleans:ServiceId={ClusterId}", .. args],
             new Dictionary<string, string> { ["BROKER_POSTGRES"] = Database.ConnectionString });
 
-    public string SiloLog() => _silo?.LogTail(40) ?? "";
+    public string SiloLog(int lines = 40) => _silo?.LogTail(lines) ?? "";
 
     public async Task DisposeAsync()
     {
