@@ -10,7 +10,7 @@ namespace SandboxBroker.Silo;
 /// The dashboard package reads Orleans' metrics through an OpenTelemetry reader that its internal host builds with a fixed
 /// one-second interval. Two of the gauges that reader collects walk every activation of the silo, one of them under the
 /// catalog lock that creating an activation takes as well: 16 % of the silo's samples at 2,000 offered leases a second
-/// (docs/BENCHMARKS.md, round 12), and a stall for every new lease once a second. Started after the package's host, this
+/// (docs/BENCHMARKS.md, round 12), and new activations wait while it walks. Started after the package's host, this
 /// service disposes that reader and builds the same one (Orleans' meter into the package's exporter) at the configured
 /// interval. Should a package upgrade move those internals, the package's reader is left running and a warning says so:
 /// the counters stay right, only dearer.
