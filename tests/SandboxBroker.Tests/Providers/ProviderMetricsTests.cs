@@ -11,6 +11,64 @@ public sealed class ProviderMetricsTests
 {
     private sealed record Measured(string Instrument, double Value, IReadOnlyDictionary<string, string?> Tags);
 
+    /// <summary>Every measurement of the provider meter while it is alive, with the sums and last values the tests read.</summary>
+    private sealed class Measurements : IDisposable
+    {
+        private readonly List<Measured> _measured = [];
+        private readonly MeterListener _listener = new();
+
+        public Measurements(ProviderMetrics metrics)
+        {
+            _listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, metrics.Meter))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));
+            _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Record(i, v, tags));
+            _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags));
+            _listener.Start();
+        }
+
+        public IReadOnlyList<Measured> All
+        {
+            get
+            {
+                lock (_measured)
+                {
+                    return [.. _measured];
+                }
+            }
+        }
+
+        public void RecordObservableInstruments() => _listener.RecordObservableInstruments();
+
+        public static bool Has(Measured m, string provider, params (string Key, string Value)[] tags) =>
+            m.Tags.GetValueOrDefault("provider") == provider && tags.All(t => m.Tags.GetValueOrDefault(t.Key) == t.Value);
+
+        public double Count(string provider, string instrument, params (string Key, string Value)[] tags) =>
+            All.Where(m => m.Instrument == instrument && Has(m, provider, tags)).Sum(m => m.Value);
+
+        public double Last(string provider, string instrument) => All.Last(m => m.Instrument == instrument && Has(m, provider)).Value;
+
+        public void Dispose() => _listener.Dispose();
+
+        private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            var copy = new Dictionary<string, string?>();
+            foreach (var tag in tags)
+            {
+                copy[tag.Key] = tag.Value?.ToString();
+            }
+            lock (_measured)
+            {
+                _measured.Add(new Measured(instrument.Name, value, copy));
+            }
+        }
+    }
+
     [Fact]
     public async Task A_state_read_through_the_registry_is_counted_as_a_get()
     {
@@ -18,26 +76,7 @@ public sealed class ProviderMetricsTests
         using var metrics = new ProviderMetrics();
         var local = new LocalSandboxProvider(Options.Create(new LocalProviderOptions { Root = root }), NullLogger<LocalSandboxProvider>.Instance);
         var provider = new SandboxProviderRegistry([local], metrics).Get(local.Name);
-        long gets = 0;
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument.Meter, metrics.Meter) && instrument.Name == "sandboxbroker.provider.calls")
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, v, tags, _) =>
-        {
-            foreach (var tag in tags)
-            {
-                if (tag is { Key: "operation", Value: "get" })
-                {
-                    Interlocked.Add(ref gets, v);
-                }
-            }
-        });
-        listener.Start();
+        using var measured = new Measurements(metrics);
         try
         {
             await provider.CreateAsync(new ProviderCreateRequest("sbx-s", "s", null, new Dictionary<string, string>()), CancellationToken.None);
@@ -46,7 +85,7 @@ public sealed class ProviderMetricsTests
 
             Assert.NotNull(reader);
             Assert.Equal(ProviderSandboxState.Running, await reader.GetStateAsync("sbx-s", null, CancellationToken.None));
-            Assert.Equal(1, Interlocked.Read(ref gets));
+            Assert.Equal(1, measured.Count("local", "sandboxbroker.provider.calls", ("operation", "get")));
         }
         finally
         {
@@ -61,19 +100,7 @@ public sealed class ProviderMetricsTests
         await using var services = ProviderServices.Build(ProviderServices.Http("Providers:E2B", e2b.Url, breakerMinimumThroughput: 4));
         var metrics = services.GetRequiredService<ProviderMetrics>();
         var registry = new SandboxProviderRegistry(services.GetServices<ISandboxProvider>(), metrics);
-        var measured = new List<Measured>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument.Meter, metrics.Meter))
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));
-        listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Record(i, v, tags));
-        listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags));
-        listener.Start();
+        using var measured = new Measurements(metrics);
         var provider = registry.Get("e2b");
 
         var created = await provider.CreateAsync(new ProviderCreateRequest("sbx-m", "m", null, new Dictionary<string, string> { [BrokerLabels.SandboxId] = "sbx-m" }), CancellationToken.None);
@@ -84,35 +111,15 @@ public sealed class ProviderMetricsTests
             await Assert.ThrowsAsync<ProviderException>(() => provider.GetAsync("sbx-m", created.ExternalId, CancellationToken.None));
         }
         metrics.Reconciled("e2b", 7);
-        listener.RecordObservableInstruments();
+        measured.RecordObservableInstruments();
 
-        Assert.Equal(1, Count("sandboxbroker.provider.calls", ("operation", "create"), ("outcome", "ok")));
-        Assert.Equal(1, Count("sandboxbroker.provider.calls", ("operation", "hold"), ("outcome", "ok")));
-        Assert.Equal(4, Count("sandboxbroker.provider.calls", ("operation", "get"), ("outcome", "transient")));
-        Assert.Equal(4, Count("sandboxbroker.provider.errors", ("operation", "get"), ("kind", "transient")));
-        Assert.Contains(measured, m => m.Instrument == "sandboxbroker.provider.call.duration" && Has(m, ("operation", "create")) && m.Value > 0);
-        Assert.Equal(2, Last("sandboxbroker.provider.breaker.state")); // open
-        Assert.Equal(7, Last("sandboxbroker.provider.sandboxes"));
+        Assert.Equal(1, measured.Count("e2b", "sandboxbroker.provider.calls", ("operation", "create"), ("outcome", "ok")));
+        Assert.Equal(1, measured.Count("e2b", "sandboxbroker.provider.calls", ("operation", "hold"), ("outcome", "ok")));
+        Assert.Equal(4, measured.Count("e2b", "sandboxbroker.provider.calls", ("operation", "get"), ("outcome", "transient")));
+        Assert.Equal(4, measured.Count("e2b", "sandboxbroker.provider.errors", ("operation", "get"), ("kind", "transient")));
+        Assert.Contains(measured.All, m => m.Instrument == "sandboxbroker.provider.call.duration" && Measurements.Has(m, "e2b", ("operation", "create")) && m.Value > 0);
+        Assert.Equal(2, measured.Last("e2b", "sandboxbroker.provider.breaker.state")); // open
+        Assert.Equal(7, measured.Last("e2b", "sandboxbroker.provider.sandboxes"));
 
-        void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
-        {
-            var copy = new Dictionary<string, string?>();
-            foreach (var tag in tags)
-            {
-                copy[tag.Key] = tag.Value?.ToString();
-            }
-            lock (measured)
-            {
-                measured.Add(new Measured(instrument.Name, value, copy));
-            }
-        }
-
-        bool Has(Measured m, params (string Key, string Value)[] tags) =>
-            m.Tags.GetValueOrDefault("provider") == "e2b" && tags.All(t => m.Tags.GetValueOrDefault(t.Key) == t.Value);
-
-        double Count(string instrument, params (string Key, string Value)[] tags) =>
-            measured.Where(m => m.Instrument == instrument && Has(m, tags)).Sum(m => m.Value);
-
-        double Last(string instrument) => measured.Last(m => m.Instrument == instrument && Has(m)).Value;
     }
 }
