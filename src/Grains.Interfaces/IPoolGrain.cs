@@ -29,7 +29,9 @@ public interface IPoolGrain : IGrainWithStringKey
     Task Return(string sandboxId);
 
     /// <summary>A sandbox of this pool moved from one status to another (sent by the sandbox grain after it stored the change).</summary>
+    /// <param name="storedBy">The Postgres transaction that stored the change (0: not known): a recount whose snapshot
+    /// includes it already counts this move.</param>
     [Alias("OnSandboxStatus")]
     [OneWay] // the sandbox needs no answer: a lost notice is corrected by the pool's recount from the index
-    Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to);
+    Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to, ulong storedBy);
 }

@@ -1,3 +1,5 @@
+using SandboxBroker.Storage;
+
 namespace SandboxBroker.Grains;
 
 /// <summary>
@@ -5,6 +7,13 @@ namespace SandboxBroker.Grains;
 /// not yet leased (by id, so a return or a lease finds them), leased ones, and those on their way out. Kept by the
 /// sandboxes' status notices, each a move from one status to another, and set again from the index by
 /// <see cref="Recount"/> (a lost notice, a restart).
+/// <para>
+/// A recount reads the index while notices keep coming, so it must not count a move twice or lose one. Each notice
+/// carries the transaction that stored its move, and the recount the snapshot it read in: a move that snapshot includes
+/// is already in the count, whether its notice arrives before the count is applied or after. The moves heard while the
+/// count was being read are applied again over it unless it includes them; the sandboxes the pool listed then were not
+/// counted at all, so their moves count as they were heard.
+/// </para>
 /// </summary>
 public sealed class PoolCounts
 {
@@ -12,6 +21,13 @@ public sealed class PoolCounts
 
     /// <summary>Taken out of the ready list to be deleted; counted as deleting before their own notice says so.</summary>
     private readonly HashSet<string> _leaving = new(StringComparer.Ordinal);
+
+    /// <summary>The snapshot the last recount read in, and the sandboxes it did not count (the pool listed them).</summary>
+    private CommitSnapshot? _countedAt;
+    private IReadOnlySet<string> _notCounted = new HashSet<string>();
+
+    /// <summary>The moves heard since each recount under way began reading.</summary>
+    private readonly List<PendingRecount> _pending = [];
 
     /// <summary>Handed out to a claim (warm, or reserved for a cold create), not yet heard of as leased.</summary>
     public IReadOnlyDictionary<string, DateTimeOffset> HandedOut => _handedOut;
@@ -43,16 +59,19 @@ public sealed class PoolCounts
         if (_leaving.Add(sandboxId))
         {
             Add(SandboxStatus.Deleting, +1);
+            Heard(new HeardMove(sandboxId, SandboxStatus.Ready, SandboxStatus.Deleting, SandboxStatus.Ready, WasListed: true, StoredBy: 0, Leave: true));
         }
     }
 
     /// <summary>A sandbox this pool no longer lists moved from one status to another.</summary>
     /// <param name="wasListed">It was in one of the pool's lists until this move (it now counts here by its new status).</param>
-    public void Move(string sandboxId, SandboxStatus from, SandboxStatus to, bool wasListed)
+    /// <param name="storedBy">The transaction that stored the move (0: not known, or a move in memory only).</param>
+    public void Move(string sandboxId, SandboxStatus from, SandboxStatus to, bool wasListed, ulong storedBy = 0)
     {
+        var counted = from;
         if (_leaving.Remove(sandboxId))
         {
-            (from, wasListed) = (SandboxStatus.Deleting, false); // already counted as deleting
+            (counted, wasListed) = (SandboxStatus.Deleting, false); // already counted as deleting
         }
         if (_handedOut.ContainsKey(sandboxId))
         {
@@ -63,25 +82,83 @@ public sealed class PoolCounts
             _handedOut.Remove(sandboxId);
             wasListed = true;
         }
+        var move = new HeardMove(sandboxId, from, to, counted, wasListed, storedBy, Leave: false);
+        Heard(move);
+        if (!InLastCount(move))
+        {
+            Apply(move.CountedFrom, to, wasListed);
+        }
+    }
+
+    /// <summary>A recount begins reading the index: the moves heard from now on are kept until its count is applied.</summary>
+    public PendingRecount BeginRecount()
+    {
+        var pending = new PendingRecount();
+        _pending.Add(pending);
+        return pending;
+    }
+
+    /// <summary>
+    /// Sets the counts from the index, then applies again the moves heard while it was read that its snapshot does not
+    /// include. <paramref name="notCounted"/>: the sandboxes the pool listed or had handed out when the read began, or lists
+    /// now; the count left them out.
+    /// </summary>
+    public void Recount(PendingRecount pending, LiveCounts live, IReadOnlySet<string> notCounted)
+    {
+        _pending.Remove(pending);
+        (_leased, _deleting, _unlisted) = (0, 0, 0);
+        foreach (var (status, count) in live.ByStatus)
+        {
+            if (Enum.TryParse<SandboxStatus>(status, ignoreCase: true, out var parsed) && parsed is not (SandboxStatus.Ready or SandboxStatus.Provisioning))
+            {
+                Add(parsed, (int)count);
+            }
+        }
+        // A sandbox the pool began to list while the index was read (a create just started) is the pool's, not unlisted.
+        _unlisted = live.Waiting.Count(id => !notCounted.Contains(id));
+        _countedAt = live.Snapshot;
+        _notCounted = notCounted;
+        _leaving.RemoveWhere(id => !notCounted.Contains(id)); // counted by what the index says they are
+        foreach (var move in pending.Moves)
+        {
+            if (move.Leave)
+            {
+                Add(SandboxStatus.Deleting, +1);
+            }
+            else if (!notCounted.Contains(move.SandboxId))
+            {
+                // Counted by its status as of the snapshot: the move counts unless the snapshot already has it.
+                if (!live.Snapshot.Includes(move.StoredBy))
+                {
+                    Apply(move.From, move.To, wasListed: false);
+                }
+            }
+            else
+            {
+                Apply(move.CountedFrom, move.To, move.WasListed); // not in the count: as it was heard
+            }
+        }
+    }
+
+    /// <summary>The last recount counted this sandbox, in a snapshot that already holds this move.</summary>
+    private bool InLastCount(HeardMove move) =>
+        _countedAt is { } snapshot && !_notCounted.Contains(move.SandboxId) && snapshot.Includes(move.StoredBy);
+
+    private void Heard(HeardMove move)
+    {
+        foreach (var pending in _pending)
+        {
+            pending.Moves.Add(move);
+        }
+    }
+
+    private void Apply(SandboxStatus from, SandboxStatus to, bool wasListed)
+    {
         if (!wasListed)
         {
             Add(from, -1);
         }
         Add(to, +1);
-    }
-
-    /// <summary>Sets the counts from the index: the pool's live sandboxes by status, less those it lists or has handed out.</summary>
-    public void Recount(IReadOnlyDictionary<string, long> unlistedByStatus)
-    {
-        (_leased, _deleting, _unlisted) = (0, 0, 0);
-        _leaving.Clear(); // counted by what the index says they are
-        foreach (var (status, count) in unlistedByStatus)
-        {
-            if (Enum.TryParse<SandboxStatus>(status, ignoreCase: true, out var parsed))
-            {
-                Add(parsed, (int)count);
-            }
-        }
     }
 
     private void Add(SandboxStatus status, int delta)
@@ -98,5 +175,15 @@ public sealed class PoolCounts
                 _unlisted += delta;
                 break;
         }
+    }
+
+    /// <param name="From">The status the sandbox reported leaving.</param>
+    /// <param name="CountedFrom">The status it was counted under here (deleting for one already leaving).</param>
+    internal sealed record HeardMove(string SandboxId, SandboxStatus From, SandboxStatus To, SandboxStatus CountedFrom, bool WasListed, ulong StoredBy, bool Leave);
+
+    /// <summary>A recount under way: the moves heard since it began reading.</summary>
+    public sealed class PendingRecount
+    {
+        internal List<HeardMove> Moves { get; } = [];
     }
 }

@@ -37,9 +37,14 @@ public sealed partial class PoolGrain
     /// <summary>Sets the counts from the index (what the pool does not list, by status).</summary>
     private async Task Recount()
     {
-        var listed = L.Ready.Concat(L.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
-        _counts.Recount(await index.CountLiveAsync(Name, listed, CancellationToken.None));
+        var listed = Listed().ToHashSet(StringComparer.Ordinal);
+        var pending = _counts.BeginRecount();
+        var live = await index.CountLiveAsync(Name, listed, CancellationToken.None);
+        listed.UnionWith(Listed()); // a create begun meanwhile: the pool's own, whatever the index said
+        _counts.Recount(pending, live, listed);
     }
+
+    private IEnumerable<string> Listed() => L.Ready.Concat(L.Provisioning.Keys).Concat(_counts.HandedOut.Keys);
 
     /// <summary>
     /// Looks again at sandboxes not heard of for <paramref name="age"/>: creates a crash interrupted are resumed, sandboxes
@@ -98,7 +103,7 @@ public sealed partial class PoolGrain
                 _counts.TakeBack(id); // leased or on its way out: counted by its status at the recount below
             }
         }
-        var listed = L.Ready.Concat(L.Provisioning.Keys).Concat(_counts.HandedOut.Keys).ToList();
+        var listed = Listed().ToList();
         var stray = age > TimeSpan.Zero
             ? await index.ListStrayReadyAsync(Name, listed, time.GetUtcNow() - age, CancellationToken.None)
             : [];

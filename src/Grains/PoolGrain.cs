@@ -159,7 +159,7 @@ public sealed partial class PoolGrain(
         Replenish();
     }
 
-    public Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to)
+    public Task OnSandboxStatus(string sandboxId, SandboxStatus from, SandboxStatus to, ulong storedBy)
     {
         if (to == SandboxStatus.Ready && L.Provisioning.Remove(sandboxId))
         {
@@ -167,7 +167,7 @@ public sealed partial class PoolGrain(
             return Task.CompletedTask;
         }
         var listed = L.RemoveReady(sandboxId) | L.Provisioning.Remove(sandboxId);
-        _counts.Move(sandboxId, from, to, listed); // the pool is topped up by its next timer tick
+        _counts.Move(sandboxId, from, to, listed, storedBy); // the pool is topped up by its next timer tick
         return Task.CompletedTask;
     }
 

@@ -202,7 +202,7 @@ public sealed partial class SandboxGrain(
         await state.WriteOrReloadAsync(this);
         try
         {
-            await grains.Pool(S.Spec!.Pool).OnSandboxStatus(Id, from, to);
+            await grains.Pool(S.Spec!.Pool).OnSandboxStatus(Id, from, to, S.StoredBy);
         }
         catch (Exception e)
         {

@@ -42,6 +42,14 @@ public sealed class SandboxState : IIndexedState
 
     public JointWriteMark? TakeJoint() => JointWriteMark.Take(ref _joint);
 
+    /// <summary>The transaction that stored the last write (not part of the stored state; 0 before one): the pool's notices
+    /// carry it (<see cref="IPoolGrain.OnSandboxStatus"/>).</summary>
+    [NonSerialized] private ulong _storedBy;
+
+    public ulong StoredBy => _storedBy;
+
+    public void Stored(ulong transaction) => _storedBy = transaction;
+
     /// <summary>
     /// Writes no caller waits on may ride with the silo's next batch: a pool's spare on its way to ready (no claim asked for
     /// it; a cold create carries its claim's key as a label), and a deletion under way (its outcome is nobody's answer; a

@@ -41,6 +41,7 @@ public sealed class GroupCommitGrainStorage(GroupCommitWriter writer, StateSeria
                 "unknown", grainState.ETag ?? "none");
         grainState.ETag = version.ToString(CultureInfo.InvariantCulture);
         grainState.RecordExists = true;
+        indexed?.Stored(write.Transaction);
     }
 
     public async Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)

@@ -25,4 +25,9 @@ public interface IIndexedState
     /// <summary>The joint write this write is half of (<see cref="IJointWrites"/>), handed over (and forgotten here) as the
     /// write is asked for; null for a write of its own.</summary>
     JointWriteMark? TakeJoint() => null;
+
+    /// <summary>Told after a write is stored: the id of the transaction that stored it (0 when the storage cannot say).</summary>
+    void Stored(ulong transaction)
+    {
+    }
 }

@@ -45,7 +45,7 @@ internal static class StateBatch
         }
 
         var found = new Dictionary<(string, string), StoredState>();
-        var outcomes = new List<int?>(changes.Count);
+        var outcomes = new List<(int Version, ulong Transaction)?>(changes.Count);
         var reader = await batch.ExecuteReaderAsync();
         await using (reader)
         {
@@ -59,7 +59,8 @@ internal static class StateBatch
             }
             foreach (var _ in changes)
             {
-                outcomes.Add(await reader.ReadAsync() ? reader.GetInt32(0) : null);
+                // A clear answers its version only; a write also its transaction's id.
+                outcomes.Add(await reader.ReadAsync() ? (reader.GetInt32(0), reader.FieldCount > 1 ? reader.GetFieldValue<ulong>(1) : 0) : null);
                 await reader.NextResultAsync();
             }
         }
@@ -78,7 +79,8 @@ internal static class StateBatch
                     {
                         telemetry.Conflict("write");
                     }
-                    write.Complete(outcomes[i]);
+                    write.Transaction = outcomes[i]?.Transaction ?? 0;
+                    write.Complete(outcomes[i]?.Version);
                     break;
                 case ClearOperation clear:
                     if (outcomes[i] is null)

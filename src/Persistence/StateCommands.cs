@@ -132,7 +132,11 @@ internal static class StateCommands
         {
             parts.Add($"a AS ({AuditInsert(p)})");
         }
-        var result = joint ? "SELECT broker_joint_written((SELECT version FROM w))" : "SELECT version FROM w";
+        // The transaction's id comes back with the version: a sandbox's status notice carries it, so the pool can tell
+        // whether a count it read from the index already holds this change (CommitSnapshot).
+        var result = joint
+            ? "SELECT broker_joint_written((SELECT version FROM w)), pg_current_xact_id()"
+            : "SELECT version, pg_current_xact_id() FROM w";
         return $"WITH {string.Join(",\n", parts)}\n{result}";
     }
 

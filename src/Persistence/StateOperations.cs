@@ -45,6 +45,9 @@ public sealed class WriteOperation(string stateName, string grainKey, int? expec
     public byte[] Payload { get; } = payload;
     public object? IndexRow { get; } = indexRow;
     public IReadOnlyList<Storage.AuditEvent> Audit { get; } = audit;
+
+    /// <summary>The id of the transaction that stored it (<c>pg_current_xact_id()</c>), set before it completes; 0 until then.</summary>
+    public ulong Transaction { get; internal set; }
 }
 
 /// <summary>Deletes a grain's row at its version, with the index row that mirrored it (<paramref name="indexRow"/>'s table).</summary>

@@ -114,20 +114,44 @@ public sealed class BrokerIndex(NpgsqlDataSource dataSource)
         ListDueAsync("SELECT sandbox_id FROM broker_sandboxes WHERE pool = $3 AND wake_at <= $1 ORDER BY wake_at LIMIT $2", pool, now, limit, ct);
 
     /// <summary>
-    /// A pool's live sandboxes (<see cref="SandboxLifecycle.Live"/>) other than <paramref name="except"/>, counted by status:
-    /// the pool corrects from this the counts it keeps of the sandboxes it does not list (leased, on their way out)
-    /// (ix_broker_sandboxes_pool_live).
+    /// A pool's live sandboxes (<see cref="SandboxLifecycle.Live"/>) other than <paramref name="except"/>, counted by status,
+    /// with the snapshot the count was read in: the pool corrects from this the counts it keeps of the sandboxes it does not
+    /// list (leased, on their way out), and tells by the snapshot which status notices the count already holds
+    /// (ix_broker_sandboxes_pool_live). Ready and provisioning ones come by id: there are few (a create or checkout a crash
+    /// lost), and one the pool began to list while this was read is not to be counted.
     /// </summary>
-    public async Task<IReadOnlyDictionary<string, long>> CountLiveAsync(string pool, IReadOnlyCollection<string> except, CancellationToken ct)
+    public async Task<LiveCounts> CountLiveAsync(string pool, IReadOnlyCollection<string> except, CancellationToken ct)
     {
+        // One statement: pg_current_snapshot() is the snapshot the count itself reads in.
         await using var command = dataSource.CreateCommand($"""
-            SELECT status, count(*) FROM broker_sandboxes
-            WHERE pool = $1 AND status IN ({Live}) AND NOT (sandbox_id = ANY($2))
-            GROUP BY status
+            SELECT s.snapshot::text, c.status, c.n, c.ids
+            FROM (SELECT pg_current_snapshot() AS snapshot) s
+            LEFT JOIN (
+                SELECT status, count(*) AS n,
+                       CASE WHEN status IN ('ready', 'provisioning') THEN array_agg(sandbox_id) END AS ids
+                FROM broker_sandboxes
+                WHERE pool = $1 AND status IN ({Live}) AND NOT (sandbox_id = ANY($2))
+                GROUP BY status) c ON true
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = pool });
         command.Parameters.Add(new NpgsqlParameter { Value = except.ToArray() });
-        return await ReadCounts(command, ct);
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        var waiting = new List<string>();
+        CommitSnapshot? snapshot = null;
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            snapshot ??= CommitSnapshot.Parse(reader.GetString(0));
+            if (!reader.IsDBNull(1))
+            {
+                counts[reader.GetString(1)] = reader.GetInt64(2);
+                if (!reader.IsDBNull(3))
+                {
+                    waiting.AddRange(reader.GetFieldValue<string[]>(3));
+                }
+            }
+        }
+        return new LiveCounts(counts, waiting, snapshot ?? throw new InvalidOperationException("the count returned no row"));
     }
 
     /// <summary>A pool's ready and provisioning sandboxes, oldest change first: what the pool hands out and is creating (ix_broker_sandboxes_waiting).</summary>

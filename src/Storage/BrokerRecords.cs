@@ -52,3 +52,9 @@ public sealed record SandboxCursor(DateTimeOffset CreatedAt, string SandboxId);
 
 /// <summary>Filters of a sandbox listing; null means any. A null tenant lists every tenant's.</summary>
 public sealed record SandboxQuery(string? Tenant, string? Status, string? Pool, string? Owner, SandboxCursor? After, int Limit);
+
+/// <summary>
+/// A pool's live sandboxes that it did not list, by status, as of <paramref name="Snapshot"/>; the ready and provisioning
+/// ones among them also by id (<paramref name="Waiting"/>).
+/// </summary>
+public sealed record LiveCounts(IReadOnlyDictionary<string, long> ByStatus, IReadOnlyList<string> Waiting, CommitSnapshot Snapshot);

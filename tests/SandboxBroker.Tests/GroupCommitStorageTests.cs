@@ -77,6 +77,31 @@ public sealed class GroupCommitStorageTests
     }
 
     [Fact]
+    public async Task A_write_names_its_transaction_and_only_a_count_read_after_its_commit_includes_it()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        var index = new BrokerIndex(db.DataSource);
+        var before = await index.CountLiveAsync("p", [], CancellationToken.None);
+
+        var leased = new WriteOperation("sandbox", "s1", null, Bytes("leased"), SandboxRowOf("s1", "leased"), []);
+        Assert.Equal(1, await writer.WriteAsync(leased));
+        var after = await index.CountLiveAsync("p", [], CancellationToken.None);
+        var deleting = new WriteOperation("sandbox", "s1", 1, Bytes("deleting"), SandboxRowOf("s1", "deleting"), []);
+        Assert.Equal(2, await writer.WriteAsync(deleting));
+
+        // What the pool relies on: the count that saw the lease names a snapshot that includes the lease's transaction and
+        // not the later move to deleting, so it can tell which notices it already counted.
+        Assert.NotEqual(0UL, leased.Transaction);
+        Assert.True(deleting.Transaction > leased.Transaction);
+        Assert.False(before.Snapshot.Includes(leased.Transaction));
+        Assert.Equal(1L, after.ByStatus["leased"]);
+        Assert.True(after.Snapshot.Includes(leased.Transaction));
+        Assert.False(after.Snapshot.Includes(deleting.Transaction));
+        Assert.True((await index.CountLiveAsync("p", [], CancellationToken.None)).Snapshot.Includes(deleting.Transaction));
+    }
+
+    [Fact]
     public async Task A_statement_error_fails_only_the_write_at_fault()
     {
         await using var db = await TestDatabase.CreateAsync();
@@ -253,6 +278,9 @@ public sealed class GroupCommitStorageTests
 
     private static ClaimRow Row(string key) =>
         new(key, "tenant", "owner", "default", "sbx", "active", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1), DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+
+    private static SandboxRow SandboxRowOf(string id, string status) =>
+        new(id, "p", "local", status, null, null, null, null, null, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, null);
 
     private static AuditEvent Event(string key) =>
         new("claim", key, "lease.acquired", null, "active", "test", """{"lease":1}""", DateTimeOffset.UtcNow);

@@ -55,7 +55,8 @@ public sealed class IndexPlanTests
         var counts = await ReadsIndex(db, "ix_broker_sandboxes_pool_live", index => index.CountLiveAsync("p", ["ready-1"], CancellationToken.None));
         Assert.Equal(
             new Dictionary<string, long> { ["provisioning"] = 1, ["leased"] = 1, ["deleting"] = 2, ["ready"] = 1 },
-            counts.ToDictionary());
+            counts.ByStatus.ToDictionary());
+        Assert.Equal(new[] { "listed", "provisioning-1" }, counts.Waiting.Order());
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using SandboxBroker.Grains;
+using SandboxBroker.Storage;
 
 namespace SandboxBroker.Tests;
 
@@ -44,5 +45,77 @@ public sealed class PoolCountsTests
         counts.Move("surplus", SandboxStatus.Ready, SandboxStatus.Deleting, wasListed: false);
         counts.Move("surplus", SandboxStatus.Deleting, SandboxStatus.Deleted, wasListed: false);
         Assert.Equal((0, 1), (counts.Deleting, counts.Total));
+    }
+
+    // A recount reads the index while notices keep coming. In these, transactions below 100 had committed when the count
+    // was read (snapshot 100:100:), and 150 had not.
+    private static readonly CommitSnapshot Snapshot = CommitSnapshot.Parse("100:100:");
+
+    private static LiveCounts Live(int leased = 0, int deleting = 0, params string[] waiting) =>
+        new(new Dictionary<string, long> { ["leased"] = leased, ["deleting"] = deleting }, waiting, Snapshot);
+
+    private static PoolCounts LeasedOne(string id)
+    {
+        var counts = new PoolCounts();
+        counts.HandOut(id, DateTimeOffset.UnixEpoch);
+        counts.Move(id, SandboxStatus.Ready, SandboxStatus.Leased, wasListed: false, storedBy: 10);
+        return counts;
+    }
+
+    [Fact]
+    public void A_release_the_recount_already_counted_is_not_counted_again_when_its_notice_comes_after()
+    {
+        var counts = LeasedOne("a");
+        // The release (transaction 50) committed before the count read the index; its notice arrives after the count.
+        counts.Recount(counts.BeginRecount(), Live(deleting: 1), new HashSet<string>());
+        counts.Move("a", SandboxStatus.Leased, SandboxStatus.Deleting, wasListed: false, storedBy: 50);
+        Assert.Equal((0, 1, 1), (counts.Leased, counts.Deleting, counts.Total));
+        counts.Move("a", SandboxStatus.Deleting, SandboxStatus.Deleted, wasListed: false, storedBy: 150);
+        Assert.Equal((0, 0, 0), (counts.Leased, counts.Deleting, counts.Total));
+    }
+
+    [Fact]
+    public void A_release_heard_while_the_count_was_read_counts_once_whether_or_not_the_count_saw_it()
+    {
+        // Seen by the count (transaction 50): the count has it as deleting, and hearing it during the read adds nothing.
+        var seen = LeasedOne("a");
+        var pending = seen.BeginRecount();
+        seen.Move("a", SandboxStatus.Leased, SandboxStatus.Deleting, wasListed: false, storedBy: 50);
+        seen.Recount(pending, Live(deleting: 1), new HashSet<string>());
+        Assert.Equal((0, 1), (seen.Leased, seen.Deleting));
+
+        // Not seen (transaction 150): the count has it as leased, and the move heard during the read still counts.
+        var unseen = LeasedOne("a");
+        pending = unseen.BeginRecount();
+        unseen.Move("a", SandboxStatus.Leased, SandboxStatus.Deleting, wasListed: false, storedBy: 150);
+        unseen.Recount(pending, Live(leased: 1), new HashSet<string>());
+        Assert.Equal((0, 1), (unseen.Leased, unseen.Deleting));
+    }
+
+    [Fact]
+    public void A_sandbox_handed_out_when_the_count_began_is_counted_by_its_own_moves()
+    {
+        var counts = new PoolCounts();
+        counts.HandOut("a", DateTimeOffset.UnixEpoch);
+        var pending = counts.BeginRecount();
+        // The count left it out (it was handed out), so its lease counts even though the snapshot includes it, heard while
+        // the count was read or after.
+        counts.Move("a", SandboxStatus.Ready, SandboxStatus.Leased, wasListed: false, storedBy: 50);
+        counts.Recount(pending, Live(), new HashSet<string> { "a" });
+        Assert.Equal((1, 1), (counts.Leased, counts.Total));
+        counts.Move("a", SandboxStatus.Leased, SandboxStatus.Deleting, wasListed: false, storedBy: 60);
+        Assert.Equal((0, 1, 1), (counts.Leased, counts.Deleting, counts.Total));
+    }
+
+    [Fact]
+    public void A_create_begun_while_the_count_was_read_is_the_pools_own_and_a_shrink_meanwhile_still_counts()
+    {
+        var counts = new PoolCounts();
+        var pending = counts.BeginRecount();
+        counts.Leave("surplus"); // listed as ready when the count began, so the count left it out
+        counts.Recount(pending, Live(0, 0, "new-create", "lost-checkout"), new HashSet<string> { "new-create", "surplus" });
+        Assert.Equal((1, 1, 2), (counts.Unlisted, counts.Deleting, counts.Total));
+        counts.Move("surplus", SandboxStatus.Ready, SandboxStatus.Deleting, wasListed: false, storedBy: 50);
+        Assert.Equal(1, counts.Deleting);
     }
 }

@@ -1,3 +1,4 @@
+using Orleans.Core.Internal;
 using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;
@@ -58,6 +59,43 @@ public sealed class PoolTests
 
         static async Task<(int, int, int)> Levels(IPoolGrain pool) =>
             (await pool.GetStatus()).Levels is var l ? (l.Ready, l.Leased, l.Total) : default;
+    }
+
+    /// <summary>
+    /// A pool counts the sandboxes it no longer lists (leased, deleting) from their notices, and reads the counts back from
+    /// the index when it activates (and at its upkeep), while notices keep coming: one whose move the count already holds
+    /// must not count twice, and one the count missed must not be lost. Here the notices are held in flight while the
+    /// pool's activation is replaced, so the new one counts from the index moves whose notices arrive after; once every
+    /// deletion is stored, the pool counts exactly the leases still held and nothing deleting, at once, not at its next
+    /// upkeep (set to ten minutes here).
+    /// </summary>
+    [Fact]
+    public async Task Counts_read_back_while_notices_are_in_flight_end_exact()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?> { ["Broker:RetryReminderPeriod"] = "00:10:00" });
+        var pool = broker.Grains.GetGrain<IPoolGrain>("churn");
+        await pool.Configure(Config("churn", minReady: 30, maxTotal: 200, OnEmptyPolicy.Fail));
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 30, "the pool has 30 ready sandboxes");
+        var claims = Enumerable.Range(0, 30).Select(i => broker.Grains.GetClaim("t", $"track:churn/{i}")).ToList();
+        await Task.WhenAll(claims.Select((claim, i) => claim.Acquire(new AcquireRequest("churn", "t", $"o{i}"))));
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Ready: 30, Leased: 30, Provisioning: 0 }, "the pool tops back up");
+
+        // 20 of the 30 are released; each notice (to deleting, then to deleted) spends two seconds in flight.
+        broker.SiloService<CallFaults>().Delay("IPoolGrain.OnSandboxStatus", TimeSpan.FromSeconds(2));
+        var releases = Task.WhenAll(claims.Skip(10).Select(claim => claim.Release("done")));
+        await Eventually.TrueAsync(async () => await CountAsync("deleting") == 20, "the 20 releases are stored");
+        // A new activation counts them as deleting; then their notices of that move arrive, and later those of their deletion.
+        await pool.Cast<IGrainManagementExtension>().DeactivateOnIdle();
+        Assert.Equal(new PoolLevels(30, 0, 10, 20, 60), (await pool.GetStatus()).Levels);
+        await releases;
+        await Eventually.TrueAsync(async () => await CountAsync("deleted") == 20, "the 20 sandboxes are deleted");
+
+        await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Leased: 10, Deleting: 0 },
+            "the pool counts the 10 leases still held and nothing deleting", TimeSpan.FromSeconds(15));
+        Assert.Equal(new PoolLevels(30, 0, 10, 0, 40), (await pool.GetStatus()).Levels);
+
+        Task<long> CountAsync(string status) => broker.Database.ScalarAsync<long>(
+            "SELECT count(*) FROM broker_sandboxes WHERE pool = 'churn' AND status = $1", status);
     }
 
     [Fact]
