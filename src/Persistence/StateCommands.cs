@@ -32,8 +32,8 @@ internal static class StateCommands
                 LIMIT 1) s
             """);
         command.Parameters.Add(Text(serviceId));
-        command.Parameters.Add(new NpgsqlParameter { Value = reads.Select(r => r.StateName).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter { Value = reads.Select(r => r.GrainKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = reads.Select(r => r.StateName).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = reads.Select(r => r.GrainKey).ToArray() });
         return command;
     }
 
@@ -58,7 +58,7 @@ internal static class StateCommands
                 parameters.Add(value);
             }
         }
-        Add(Text(serviceId), Text(write.StateName), Text(write.GrainKey), new NpgsqlParameter { Value = write.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
+        Add(Text(serviceId), Text(write.StateName), Text(write.GrainKey), new NpgsqlParameter<byte[]> { TypedValue = write.Payload, NpgsqlDbType = NpgsqlDbType.Bytea });
         if (write.ExpectedVersion is { } expected)
         {
             Add(Int(expected));
@@ -76,9 +76,8 @@ internal static class StateCommands
         }
         if (write.Audit is { Count: > 0 } events)
         {
-            Add(Times(events.Select(e => e.OccurredAt)), Texts(events.Select(e => e.EntityType)), Texts(events.Select(e => e.EntityId)),
-                Texts(events.Select(e => e.Event)), Texts(events.Select(e => e.FromState)), Texts(events.Select(e => e.ToState)),
-                Texts(events.Select(e => e.Actor)), Texts(events.Select(e => e.DetailsJson)));
+            Add(Times(events, e => e.OccurredAt), Texts(events, e => e.EntityType), Texts(events, e => e.EntityId), Texts(events, e => e.Event),
+                Texts(events, e => e.FromState), Texts(events, e => e.ToState), Texts(events, e => e.Actor), Texts(events, e => e.DetailsJson));
         }
         return command;
     }
@@ -195,18 +194,38 @@ internal static class StateCommands
              AS e(occurred_at, entity_type, entity_id, event, from_state, to_state, actor, details)
         """;
 
-    private static NpgsqlParameter Text(string? value) => new() { Value = (object?)Clean(value) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
+    // Typed parameters, so no value is boxed: a write has 20 to 30 of them, and they were the largest share of the silo's
+    // allocations. Arrays get their type from their element type: naming it (NpgsqlDbType.Array | ...) made Npgsql build the
+    // array type's name again for every parameter it bound.
+    private static NpgsqlParameter Text(string? value) => new NpgsqlParameter<string?> { TypedValue = Clean(value), NpgsqlDbType = NpgsqlDbType.Text };
 
-    private static NpgsqlParameter Int(int value) => new() { Value = value, NpgsqlDbType = NpgsqlDbType.Integer };
+    private static NpgsqlParameter Int(int value) => new NpgsqlParameter<int> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Integer };
 
-    private static NpgsqlParameter Time(DateTimeOffset? value) =>
-        new() { Value = (object?)value?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz };
+    private static NpgsqlParameter Time(DateTimeOffset? value) => value is { } time
+        ? new NpgsqlParameter<DateTime> { TypedValue = time.UtcDateTime, NpgsqlDbType = NpgsqlDbType.TimestampTz }
+        : new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz };
 
-    private static NpgsqlParameter Texts(IEnumerable<string?> values) =>
-        new() { Value = values.Select(Clean).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text };
+    /// <summary>A text[] of one field of each event.</summary>
+    private static NpgsqlParameter Texts(IReadOnlyList<AuditEvent> events, Func<AuditEvent, string?> field)
+    {
+        var values = new string?[events.Count];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = Clean(field(events[i]));
+        }
+        return new NpgsqlParameter<string?[]> { TypedValue = values };
+    }
 
-    private static NpgsqlParameter Times(IEnumerable<DateTimeOffset> values) =>
-        new() { Value = values.Select(v => v.UtcDateTime).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz };
+    /// <summary>A timestamptz[] of one field of each event (UTC, which Npgsql maps to timestamptz).</summary>
+    private static NpgsqlParameter Times(IReadOnlyList<AuditEvent> events, Func<AuditEvent, DateTimeOffset> field)
+    {
+        var values = new DateTime[events.Count];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = field(events[i]).UtcDateTime;
+        }
+        return new NpgsqlParameter<DateTime[]> { TypedValue = values };
+    }
 
     /// <summary>
     /// Postgres text and jsonb hold no NUL (a string with one fails the statement, and with it the state write it rides
