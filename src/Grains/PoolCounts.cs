@@ -123,7 +123,11 @@ public sealed class PoolCounts
         {
             if (move.Leave)
             {
-                Add(SandboxStatus.Deleting, +1);
+                // Listed as ready when the read began, so not in the count; otherwise the count has it by its status.
+                if (notCounted.Contains(move.SandboxId))
+                {
+                    Add(SandboxStatus.Deleting, +1);
+                }
             }
             else if (!notCounted.Contains(move.SandboxId))
             {

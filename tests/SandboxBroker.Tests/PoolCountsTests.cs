@@ -118,4 +118,16 @@ public sealed class PoolCountsTests
         counts.Move("surplus", SandboxStatus.Ready, SandboxStatus.Deleting, wasListed: false, storedBy: 50);
         Assert.Equal(1, counts.Deleting);
     }
+
+    [Fact]
+    public void A_shrink_of_a_sandbox_the_count_saw_as_ready_counts_once()
+    {
+        var counts = new PoolCounts();
+        var pending = counts.BeginRecount();
+        counts.Leave("late"); // listed after the read began, shrunk away before it ended: the count has it as ready
+        counts.Recount(pending, Live(0, 0, "late"), new HashSet<string>());
+        Assert.Equal((1, 0), (counts.Unlisted, counts.Deleting));
+        counts.Move("late", SandboxStatus.Ready, SandboxStatus.Deleting, wasListed: false, storedBy: 150);
+        Assert.Equal((0, 1, 1), (counts.Unlisted, counts.Deleting, counts.Total));
+    }
 }
