@@ -90,10 +90,13 @@ public sealed class PoolCounts
         }
     }
 
-    /// <summary>A recount begins reading the index: the moves heard from now on are kept until its count is applied.</summary>
+    /// <summary>
+    /// A recount begins reading the index: the moves heard from now on are kept until its count is applied, or until it is
+    /// disposed (a read that failed: nothing keeps moves for a count that never comes).
+    /// </summary>
     public PendingRecount BeginRecount()
     {
-        var pending = new PendingRecount();
+        var pending = new PendingRecount(this);
         _pending.Add(pending);
         return pending;
     }
@@ -186,8 +189,10 @@ public sealed class PoolCounts
     internal sealed record HeardMove(string SandboxId, SandboxStatus From, SandboxStatus To, SandboxStatus CountedFrom, bool WasListed, ulong StoredBy, bool Leave);
 
     /// <summary>A recount under way: the moves heard since it began reading.</summary>
-    public sealed class PendingRecount
+    public sealed class PendingRecount(PoolCounts counts) : IDisposable
     {
         internal List<HeardMove> Moves { get; } = [];
+
+        public void Dispose() => counts._pending.Remove(this);
     }
 }

@@ -38,7 +38,7 @@ public sealed partial class PoolGrain
     private async Task Recount()
     {
         var listed = Listed().ToHashSet(StringComparer.Ordinal);
-        var pending = _counts.BeginRecount();
+        using var pending = _counts.BeginRecount(); // a failed read must not leave it collecting moves
         var live = await index.CountLiveAsync(Name, listed, CancellationToken.None);
         listed.UnionWith(Listed()); // a create begun meanwhile: the pool's own, whatever the index said
         _counts.Recount(pending, live, listed);
