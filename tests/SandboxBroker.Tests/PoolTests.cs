@@ -74,7 +74,9 @@ public sealed class PoolTests
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?> { ["Broker:RetryReminderPeriod"] = "00:10:00" });
         var pool = broker.Grains.GetGrain<IPoolGrain>("churn");
-        await pool.Configure(Config("churn", minReady: 30, maxTotal: 200, OnEmptyPolicy.Fail));
+        // The "gated" provider holds every delete until the gate opens: the 20 sandboxes are certainly still deleting
+        // when the new activation counts them, however slow the machine.
+        await pool.Configure(Config("churn", minReady: 30, maxTotal: 200, OnEmptyPolicy.Fail) with { Provider = "gated" });
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels.Ready == 30, "the pool has 30 ready sandboxes");
         var claims = Enumerable.Range(0, 30).Select(i => broker.Grains.GetClaim("t", $"track:churn/{i}")).ToList();
         await Task.WhenAll(claims.Select((claim, i) => claim.Acquire(new AcquireRequest("churn", "t", $"o{i}"))));
@@ -88,6 +90,9 @@ public sealed class PoolTests
         await pool.Cast<IGrainManagementExtension>().DeactivateOnIdle();
         Assert.Equal(new PoolLevels(30, 0, 10, 20, 60), (await pool.GetStatus()).Levels);
         await releases;
+        var gate = broker.SiloService<GatedProvider>();
+        await Eventually.TrueAsync(() => gate.Waiting == 20, "the 20 deletes wait at the provider");
+        gate.Open();
         await Eventually.TrueAsync(async () => await CountAsync("deleted") == 20, "the 20 sandboxes are deleted");
 
         await Eventually.TrueAsync(async () => (await pool.GetStatus()).Levels is { Leased: 10, Deleting: 0 },

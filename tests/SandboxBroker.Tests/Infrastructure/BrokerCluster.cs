@@ -67,6 +67,7 @@ public sealed class BrokerCluster : IAsyncDisposable
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         builder.AddSiloBuilderConfigurator<FlakyProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<CrashingProvider.Configurator>();
+        builder.AddSiloBuilderConfigurator<GatedProvider.Configurator>();
         builder.AddSiloBuilderConfigurator<CallFaults.Configurator>();
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         var cluster = builder.Build();
