@@ -178,7 +178,11 @@ public sealed partial class SandboxGrain(
         }
     }
 
-    public Task<SandboxInfo?> Get() => Task.FromResult(S.Spec is null ? null : Info());
+    public async Task<SandboxInfo?> Get()
+    {
+        await ReadStoredState();
+        return S.Spec is null ? null : Info();
+    }
 
     public async Task Wake()
     {
@@ -215,6 +219,25 @@ public sealed partial class SandboxGrain(
     private void Record(string @event, SandboxStatus? from, SandboxStatus to, string? actor = null, string? detail = null) =>
         S.Record(new AuditEvent("sandbox", Id, @event, from is null ? null : SandboxLifecycle.Format(from.Value), SandboxLifecycle.Format(to), actor,
             detail is null ? null : System.Text.Json.JsonSerializer.Serialize(new { detail }), S.UpdatedAt));
+
+    /// <summary>
+    /// A read answers from what Postgres holds, not from this activation's memory. During a membership change a second
+    /// activation of the sandbox can live on another silo; the one left over keeps the state it last saw, and its writes
+    /// fail on the version, but a read from memory would not: the fault harness found one still saying ready after the
+    /// sandbox had been leased, released and deleted through the other, and the pool's Return trusts this answer to
+    /// put a sandbox back among the ready ones. A stored version other than this activation's marks it as the leftover:
+    /// it answers what is stored and leaves.
+    /// </summary>
+    private async Task ReadStoredState()
+    {
+        var version = state.Etag;
+        await state.ReadStateAsync();
+        if (state.Etag != version)
+        {
+            logger.LogWarning("Sandbox {SandboxId} was changed by another activation (version {Version} stored, {Held} held); this one leaves", Id, state.Etag, version);
+            DeactivateOnIdle();
+        }
+    }
 
     private void RequireExists()
     {
