@@ -56,7 +56,7 @@ public sealed partial class SandboxGrain
             S.RetryAt = time.GetUtcNow() + delay; // the sweep's wake time, should this activation not live that long
             logger.LogWarning(e, "Delete of sandbox {SandboxId} failed (attempt {Attempt}); retrying in {Delay}", Id, S.DeleteAttempts, delay);
             Record("sandbox.delete-failed", SandboxStatus.Deleting, SandboxStatus.Deleting, detail: e.Message);
-            await state.WriteOrReloadAsync(this);
+            await Store();
             ScheduleDeleteAttempt(delay);
         }
         finally

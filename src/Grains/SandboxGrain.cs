@@ -1,4 +1,5 @@
 using Orleans.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
@@ -16,7 +17,8 @@ namespace SandboxBroker.Grains;
 /// wake time in its index row when it does not, until the provider confirms. No reminder per sandbox.
 /// </summary>
 public sealed partial class SandboxGrain(
-    [PersistentState("sandbox", StorageNames.Broker)] IPersistentState<SandboxState> state,
+    [PersistentState(SandboxGrain.StateName, StorageNames.Broker)] IPersistentState<SandboxState> state,
+    [FromKeyedServices(StorageNames.Broker)] IGrainStorage storage,
     SandboxProviderRegistry providers,
     ConnectionSecrets secrets,
     IJointWrites jointWrites,
@@ -25,11 +27,15 @@ public sealed partial class SandboxGrain(
     TimeProvider time,
     ILogger<SandboxGrain> logger) : Grain, ISandboxGrain
 {
+    private const string StateName = "sandbox";
     private const int CreateAttempts = 3;
     private static readonly TimeSpan ProviderCallTimeout = TimeSpan.FromMinutes(2);
 
     private IGrainTimer? _retryTimer;
     private bool _deleting;
+
+    /// <summary>This activation's state writes under way (a read interleaves with them).</summary>
+    private int _writing;
 
     /// <summary>Created by this activation: a cold create's lease, which follows at once, need not ask the provider again.</summary>
     private bool _justCreated;
@@ -59,7 +65,7 @@ public sealed partial class SandboxGrain(
             S.CreatedAt = now;
             S.UpdatedAt = now;
             Record("sandbox.provisioning", null, SandboxStatus.Provisioning);
-            await state.WriteOrReloadAsync(this);
+            await Store();
         }
         switch (S.Status)
         {
@@ -180,8 +186,8 @@ public sealed partial class SandboxGrain(
 
     public async Task<SandboxInfo?> Get()
     {
-        await ReadStoredState();
-        return S.Spec is null ? null : Info();
+        var stored = await ReadStored();
+        return stored.Spec is null ? null : Info(stored);
     }
 
     public async Task Wake()
@@ -203,7 +209,7 @@ public sealed partial class SandboxGrain(
         S.Status = to;
         S.UpdatedAt = time.GetUtcNow();
         Record(@event, from, to, actor, detail);
-        await state.WriteOrReloadAsync(this);
+        await Store();
         try
         {
             await grains.Pool(S.Spec!.Pool).OnSandboxStatus(Id, from, to, S.StoredBy);
@@ -221,21 +227,41 @@ public sealed partial class SandboxGrain(
             detail is null ? null : System.Text.Json.JsonSerializer.Serialize(new { detail }), S.UpdatedAt));
 
     /// <summary>
-    /// A read answers from what Postgres holds, not from this activation's memory. During a membership change a second
-    /// activation of the sandbox can live on another silo; the one left over keeps the state it last saw, and its writes
-    /// fail on the version, but a read from memory would not: the fault harness found one still saying ready after the
-    /// sandbox had been leased, released and deleted through the other, and the pool's Return trusts this answer to
-    /// put a sandbox back among the ready ones. A stored version other than this activation's marks it as the leftover:
-    /// it answers what is stored and leaves.
+    /// A read answers what Postgres holds, not this activation's memory. During a membership change a second activation
+    /// of the sandbox can live on another silo; the one left over keeps the state it last saw, and its writes fail on the
+    /// version, but a read from memory would not: the fault harness found one still saying ready after the sandbox had
+    /// been leased, released and deleted through the other, and the pool's Return trusts this answer to put a sandbox
+    /// back among the ready ones. The record is read beside the activation's state, never into it: reads interleave with
+    /// the grain's other turns, whose changes and writes stay theirs. A stored version past this activation's while none
+    /// of its own writes is under way marks it as the leftover: it leaves.
     /// </summary>
-    private async Task ReadStoredState()
+    private async Task<SandboxState> ReadStored()
     {
-        var version = state.Etag;
-        await state.ReadStateAsync();
-        if (state.Etag != version)
+        var none = new SandboxState();
+        var stored = new GrainState<SandboxState>(none);
+        await storage.ReadStateAsync(StateName, this.GetGrainId(), stored);
+        if (_writing == 0 && Version(stored.ETag) > Version(state.Etag))
         {
-            logger.LogWarning("Sandbox {SandboxId} was changed by another activation (version {Version} stored, {Held} held); this one leaves", Id, state.Etag, version);
+            logger.LogWarning("Sandbox {SandboxId} was changed by another activation (version {Version} stored, {Held} held); this one leaves",
+                Id, stored.ETag, state.Etag);
             DeactivateOnIdle();
+        }
+        return stored.State ?? none;
+    }
+
+    private static long Version(string? etag) => long.TryParse(etag, out var version) ? version : 0;
+
+    /// <summary>Stores the state; the activation is dropped when that fails (<see cref="StateWrites.WriteOrReloadAsync{T}"/>).</summary>
+    private async Task Store()
+    {
+        _writing++;
+        try
+        {
+            await state.WriteOrReloadAsync(this);
+        }
+        finally
+        {
+            _writing--;
         }
     }
 
@@ -247,10 +273,12 @@ public sealed partial class SandboxGrain(
         }
     }
 
-    private SandboxInfo Info()
+    private SandboxInfo Info() => Info(S);
+
+    private SandboxInfo Info(SandboxState s)
     {
-        var spec = S.Spec!;
-        return new SandboxInfo(Id, spec.Pool, spec.Provider, S.Status, S.LeaseName ?? spec.Name, S.ExternalId, S.ClaimKey, S.Tenant, S.Owner,
-            S.CreatedAt, S.UpdatedAt, S.LeaseExpiresAt, spec.Labels, secrets.Open(Id, S.Connection), S.LastError, S.DeleteAttempts);
+        var spec = s.Spec!;
+        return new SandboxInfo(Id, spec.Pool, spec.Provider, s.Status, s.LeaseName ?? spec.Name, s.ExternalId, s.ClaimKey, s.Tenant, s.Owner,
+            s.CreatedAt, s.UpdatedAt, s.LeaseExpiresAt, spec.Labels, secrets.Open(Id, s.Connection), s.LastError, s.DeleteAttempts);
     }
 }

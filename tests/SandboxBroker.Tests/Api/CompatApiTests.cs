@@ -61,8 +61,12 @@ public sealed class CompatApiTests(ApiFixture fixture)
         Assert.True(marked.GetProperty("deletion_requested_at").GetInt64() >= allocatedAt);
 
         await Eventually.TrueAsync(() => Task.FromResult(!fixture.Broker.ProviderSandboxes().Contains(sandboxId)), "the provider deletes the sandbox");
-        using var after = await client.SendAsync(Track(HttpMethod.Get, $"/v1/sandboxes/{sandboxId}", track));
-        Assert.Equal("deleted", (await after.JsonAsync()).Str("status"));
+        // The record says deleted once its write is stored, a moment after the provider's delete.
+        await Eventually.TrueAsync(async () =>
+        {
+            using var after = await client.SendAsync(Track(HttpMethod.Get, $"/v1/sandboxes/{sandboxId}", track));
+            return (await after.JsonAsync()).Str("status") == "deleted";
+        }, "the sandbox reads as deleted");
 
         // After termination the track gets a new sandbox: re-creation is never blocked.
         using var next = await client.SendAsync(Track(HttpMethod.Post, "/v1/allocate", track));
