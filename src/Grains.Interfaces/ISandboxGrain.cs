@@ -41,8 +41,13 @@ public interface ISandboxGrain : IGrainWithStringKey
     [Alias("ResumeProvisioning")]
     Task<SandboxInfo?> ResumeProvisioning();
 
-    /// <summary>The deletion sweep's call, when the sandbox's wake time has passed: tries a pending deletion again. Idempotent.</summary>
+    /// <summary>
+    /// The deletion sweep's call, when the sandbox's wake time has passed: schedules a pending deletion's next attempt now
+    /// and answers at once, never behind an attempt under way (a provider's delete can take minutes, and the sweep of
+    /// the whole pool would wait for it). Idempotent.
+    /// </summary>
     [Alias("Wake")]
+    [AlwaysInterleave]
     Task Wake();
 
     /// <summary>

@@ -190,12 +190,13 @@ public sealed partial class SandboxGrain(
         return stored.Spec is null ? null : Info(stored);
     }
 
-    public async Task Wake()
+    public Task Wake()
     {
-        if (S.Spec is not null && S.Status == SandboxStatus.Deleting)
+        if (S.Spec is not null && S.Status == SandboxStatus.Deleting && !_deleting)
         {
-            await TryDelete();
+            ScheduleDeleteAttempt(TimeSpan.Zero); // the attempt runs as a turn of its own
         }
+        return Task.CompletedTask;
     }
 
     /// <summary>

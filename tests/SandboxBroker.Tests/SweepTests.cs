@@ -59,4 +59,33 @@ public sealed class SweepTests
             "every record says deleted", TimeSpan.FromSeconds(30));
         Assert.Equal(0L, await broker.Database.ScalarAsync<long>(ReminderRowsOtherThanTheSweeps));
     }
+
+    /// <summary>
+    /// A provider's delete can take minutes. The sweep used to wait for the attempt it woke, so one slow delete held the
+    /// pool's whole sweep (lease expiry included) and, through the sweep's Start, a new activation of the pool.
+    /// </summary>
+    [Fact]
+    public async Task A_sweep_answers_while_a_delete_it_woke_waits_at_the_provider()
+    {
+        await using var broker = await BrokerCluster.StartAsync(silos: 1, new Dictionary<string, string?>
+        {
+            ["Broker:Pools:gated:Provider"] = "gated",
+            ["Broker:Pools:gated:MinReady"] = "0",
+        });
+        var claim = broker.Grains.GetClaim("t", "track:gated/student");
+        var acquired = await claim.Acquire(new AcquireRequest("gated", "t", "o"));
+        await claim.Release("done");
+        var gate = broker.SiloService<GatedProvider>();
+        await Eventually.TrueAsync(() => gate.Waiting == 1, "the delete waits at the provider");
+
+        // Due since its deletion began: the sweep wakes it, and answers with the delete still waiting.
+        var report = await broker.Grains.GetGrain<ISweeperGrain>("gated").Sweep();
+        Assert.Equal(1, report.SandboxesWoken);
+        Assert.Equal(1, gate.Waiting);
+
+        gate.Open();
+        var sandbox = broker.Grains.GetGrain<ISandboxGrain>(acquired.Sandbox.SandboxId);
+        await Eventually.TrueAsync(async () => (await sandbox.Get())?.Status == SandboxStatus.Deleted, "the sandbox is deleted once the provider answers");
+        Assert.Empty(broker.ProviderSandboxes());
+    }
 }
