@@ -11,7 +11,7 @@ public sealed class GatewayReadinessTests
     public async Task The_gateway_finds_the_cluster_through_postgres_and_reports_ready()
     {
         await using var broker = await BrokerCluster.StartAsync(silos: 1);
-        var url = $"http://127.0.0.1:{FreePort()}";
+        var url = $"http://127.0.0.1:{TestPorts.Free()}";
         await using var gateway = SandboxBroker.Gateway.Program.Build([
             $"--Gateway:Urls={url}",
             $"--Postgres:ConnectionString={broker.Database.ConnectionString}",
@@ -26,12 +26,5 @@ public sealed class GatewayReadinessTests
         var body = await http.GetStringAsync("/readyz");
         Assert.Contains("\"silos\":1", body);
         await gateway.StopAsync();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

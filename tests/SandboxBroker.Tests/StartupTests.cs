@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;
 
@@ -46,25 +47,18 @@ public sealed class StartupTests
         return (process.ExitCode, (await stderr).Trim(), (await stdout).Trim());
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private static Dictionary<string, string> Ports() => new()
     {
-        ["Orleans__SiloPort"] = FreePort().ToString(),
-        ["Orleans__GatewayPort"] = FreePort().ToString(),
-        ["Http__Port"] = FreePort().ToString(),
+        ["Orleans__SiloPort"] = TestPorts.Free().ToString(),
+        ["Orleans__GatewayPort"] = TestPorts.Free().ToString(),
+        ["Http__Port"] = TestPorts.Free().ToString(),
     };
 
     [Fact]
     public async Task Postgres_down_is_one_line_and_a_non_zero_exit()
     {
         var environment = Ports();
-        environment["BROKER_POSTGRES"] = $"Host=127.0.0.1;Port={FreePort()};Database=x;Username=x;Password=x;Timeout=3";
+        environment["BROKER_POSTGRES"] = $"Host=127.0.0.1;Port={TestPorts.Free()};Database=x;Username=x;Password=x;Timeout=3";
         var (code, error) = await RunSilo(environment);
         Assert.Equal(2, code);
         Assert.StartsWith("sandboxbroker-silo: cannot reach Postgres at 127.0.0.1:", error);

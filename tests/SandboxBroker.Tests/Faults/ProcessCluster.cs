@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text.Json;
+using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests.Faults;
 
@@ -136,7 +137,7 @@ public sealed class PrivatePostgres
 
     public static async Task<PrivatePostgres> StartAsync(string repo, string directory, Action<string> log)
     {
-        var pg = new PrivatePostgres(repo, Path.Combine(directory, "pg"), ProcessCluster.FreePort(), log);
+        var pg = new PrivatePostgres(repo, Path.Combine(directory, "pg"), TestPorts.Free(), log);
         await pg.PgShAsync("start");
         return pg;
     }
@@ -236,8 +237,8 @@ public sealed class ProcessCluster : IAsyncDisposable
         Postgres = postgres;
         _log = log;
         _clusterId = "faults-" + Path.GetFileName(directory)[^8..];
-        _silos = Enumerable.Range(0, options.Silos).Select(_ => new SiloSlot(FreePort(), FreePort(), FreePort())).ToArray();
-        _gatewayPort = FreePort();
+        _silos = Enumerable.Range(0, options.Silos).Select(_ => new SiloSlot(TestPorts.Free(), TestPorts.Free(), TestPorts.Free())).ToArray();
+        _gatewayPort = TestPorts.Free();
         _siloSettings = options.SiloSettings ?? new Dictionary<string, string>();
         SandboxRoot = Path.Combine(directory, "sandboxes");
         System.IO.Directory.CreateDirectory(SandboxRoot);
@@ -514,13 +515,6 @@ public sealed class ProcessCluster : IAsyncDisposable
         {
             throw new InvalidOperationException($"{program} {string.Join(' ', args)} exited with {process.ExitCode}: {await stdout} {await stderr}");
         }
-    }
-
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The checkout the tests were built from (deploy/pg.sh lives there).</summary>

@@ -31,7 +31,7 @@ public sealed class BrokerGateway : IAsyncDisposable
     public static async Task<BrokerGateway> StartAsync(BrokerCluster broker, IDictionary<string, string>? settings = null,
         Action<WebApplicationBuilder>? customize = null)
     {
-        var url = $"http://127.0.0.1:{FreePort()}";
+        var url = $"http://127.0.0.1:{TestPorts.Free()}";
         string[] args =
         [
             $"--Gateway:Urls={url}",
@@ -80,13 +80,6 @@ public sealed class BrokerGateway : IAsyncDisposable
         }
         await _app.StopAsync();
         await _app.DisposeAsync();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

@@ -24,15 +24,15 @@ public sealed class SiloProcessFixture : IAsyncLifetime
     {
         Database = await TestDatabase.CreateAsync();
         Directory.CreateDirectory(_directory);
-        var httpPort = FreePort();
+        var httpPort = TestPorts.Free();
         HttpUrl = $"http://127.0.0.1:{httpPort}";
         _silo = ChildProcess.Start("silo", "dotnet",
         [
             Path.Combine(AppContext.BaseDirectory, "SandboxBroker.Silo.dll"),
             $"--Orleans:ClusterId={ClusterId}",
             $"--Orleans:ServiceId={ClusterId}",
-            $"--Orleans:SiloPort={FreePort()}",
-            $"--Orleans:GatewayPort={FreePort()}",
+            $"--Orleans:SiloPort={TestPorts.Free()}",
+            $"--Orleans:GatewayPort={TestPorts.Free()}",
             $"--Http:Port={httpPort}",
             $"--Providers:Local:Root={Path.Combine(_directory, "sandboxes")}",
             $"--Dashboard:Password={DashboardPassword}",
@@ -77,13 +77,6 @@ public sealed class SiloProcessFixture : IAsyncLifetime
         {
             Directory.Delete(_directory, recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 
