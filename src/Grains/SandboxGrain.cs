@@ -1,3 +1,4 @@
+using System.Globalization;
 using Orleans.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -250,7 +251,7 @@ public sealed partial class SandboxGrain(
         return stored.State ?? none;
     }
 
-    private static long Version(string? etag) => long.TryParse(etag, out var version) ? version : 0;
+    private static long Version(string? etag) => long.TryParse(etag, NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version : 0;
 
     /// <summary>Stores the state; the activation is dropped when that fails (<see cref="StateWrites.WriteOrReloadAsync{T}"/>).</summary>
     private async Task Store()
