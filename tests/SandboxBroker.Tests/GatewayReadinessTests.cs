@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using SandboxBroker.Tests.Infrastructure;
 
 namespace SandboxBroker.Tests;

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using SandboxBroker.Tests.Faults;
 using SandboxBroker.Tests.Infrastructure;
 
