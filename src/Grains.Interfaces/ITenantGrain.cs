@@ -12,10 +12,10 @@ public interface ITenantGrain : IGrainWithStringKey
     /// <summary>
     /// Counts the claim's new lease in the pool and against its owner (null: none counted); POOL_NOT_ALLOWED when the
     /// quota does not list the pool, TENANT_QUOTA_EXCEEDED at a quota, OWNER_LIMIT_REACHED at the owner's limit.
-    /// Idempotent per claim key.
+    /// Idempotent per claim key: true when this call counted it, false when it was counted already.
     /// </summary>
     [Alias("Admit")]
-    Task Admit(string claimKey, string pool, int poolMaxTotal, string? owner);
+    Task<bool> Admit(string claimKey, string pool, int poolMaxTotal, string? owner);
 
     /// <summary>The claim's lease ended (or its acquire was undone). Idempotent.</summary>
     [Alias("Forget")]

@@ -22,8 +22,10 @@ public sealed partial class ClaimGrain
         try
         {
             var tenant = grains.Tenant(Tenant);
-            await tenant.Admit(Key, plan.PoolName, plan.Config.MaxTotal, LeaseRules.CountedOwner(request.Owner, Key));
-            undo.Add("forget at tenant", () => tenant.Forget(Key));
+            if (await tenant.Admit(Key, plan.PoolName, plan.Config.MaxTotal, LeaseRules.CountedOwner(request.Owner, Key)))
+            {
+                undo.Add("forget at tenant", () => tenant.Forget(Key)); // counted before (a lease this acquire did not know of): kept
+            }
             if (plan.Name is { } name)
             {
                 var names = GrainFactory.GetSandboxName(Tenant, name);

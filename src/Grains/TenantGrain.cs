@@ -48,11 +48,11 @@ public sealed class TenantGrain(
         }
     }
 
-    public async Task Admit(string claimKey, string pool, int poolMaxTotal, string? owner)
+    public async Task<bool> Admit(string claimKey, string pool, int poolMaxTotal, string? owner)
     {
         if (_active.Contains(claimKey))
         {
-            return;
+            return false;
         }
         if (_quota?.AllowedPools is { } allowed && !allowed.Contains(pool, StringComparer.Ordinal))
         {
@@ -76,6 +76,7 @@ public sealed class TenantGrain(
                 $"owner '{owner}' already holds {held} active leases (limit {OwnerLimit}); release one first");
         }
         _active.Add(claimKey, new AdmittedClaims.Admitted(pool, owner, time.GetUtcNow()));
+        return true;
     }
 
     public Task Forget(string claimKey)
