@@ -1,6 +1,11 @@
 namespace SandboxBroker;
 
-/// <summary>Asks for the claim key's sandbox. Pool null means the default pool; TTL/idle null mean the pool's defaults.</summary>
+/// <summary>
+/// Asks for the claim key's sandbox. Pool null means the default pool; TTL/idle null mean the pool's defaults. ExpectNew:
+/// the caller has not seen the key leased, so a claim not in memory may lease on that guess without reading its state
+/// first (one round trip less for a new key; a wrong guess is caught by the state's version check and costs a pool
+/// checkout and the read). The answer is the same either way.
+/// </summary>
 [GenerateSerializer, Immutable]
 [Alias("SandboxBroker.AcquireRequest")]
 public sealed record AcquireRequest(
@@ -11,7 +16,8 @@ public sealed record AcquireRequest(
     TimeSpan? IdleTimeout = null,
     IReadOnlyDictionary<string, string>? Labels = null,
     string? Name = null,
-    string? Actor = null);
+    string? Actor = null,
+    bool ExpectNew = false);
 
 /// <summary>A claim key's hold on one sandbox. Active until ExpiresAt, or until idle for IdleTimeout.</summary>
 [GenerateSerializer, Immutable]

@@ -1,4 +1,5 @@
 using Orleans.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SandboxBroker.Grains.Options;
@@ -17,13 +18,17 @@ namespace SandboxBroker.Grains;
 /// bounded history, pruned after a retention period.
 /// </summary>
 public sealed partial class ClaimGrain(
-    [PersistentState("claim", StorageNames.Broker)] IPersistentState<ClaimState> state,
+    [FromKeyedServices(StorageNames.Broker)] IGrainStorage storage,
     IOptions<BrokerOptions> options,
     GrainReferences grains,
     IJointWrites jointWrites,
     TimeProvider time,
-    ILogger<ClaimGrain> logger) : Grain, IClaimGrain
+    ILogger<ClaimGrain> logger) : Grain, IClaimGrain, IIncomingGrainCallFilter
 {
+    private const string StateName = "claim";
+
+    /// <summary>Read on first need (<see cref="Invoke"/>), not at activation: see <see cref="LeaseGuessingNew"/>.</summary>
+    private LazyState<ClaimState> _state = null!;
     private IGrainTimer? _deadlineTimer;
     /// <summary>The active lease's sandbox as last seen; null until confirmed in this activation.</summary>
     private SandboxInfo? _sandbox;
@@ -36,17 +41,55 @@ public sealed partial class ClaimGrain(
     private string Tenant { get; set; } = "";
     /// <summary>The claim key as its tenant names it.</summary>
     private string Key { get; set; } = "";
-    private ClaimState S => state.State;
+    private ClaimState S => _state.State;
     private BrokerOptions Options => options.Value;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (Tenant, Key) = ClaimId.Parse(Id);
-        if (S.Active is not null)
-        {
-            ArmDeadlineTimer();
-        }
+        _state = new LazyState<ClaimState>(storage, StateName, this.GetGrainId());
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Calls work on the stored state: it is read before the first call of the activation that needs it. Not for an acquire
+    /// that expects a new key (<see cref="AcquireRequest.ExpectNew"/>), and not for the reads that interleave with other
+    /// calls: reading the state into the activation while an acquire works on its guess would swap the state under it,
+    /// so they answer from a copy of what is stored (<see cref="Stored"/>).
+    /// </summary>
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (!_state.IsLoaded && NeedsState(context))
+        {
+            await Load();
+        }
+        await context.Invoke();
+    }
+
+    private static bool NeedsState(IIncomingGrainCallContext context) => context.InterfaceMethod?.Name switch
+    {
+        nameof(Owns) or nameof(HasActiveLease) => false,
+        nameof(Acquire) => !(context.Request.GetArgument(0) is AcquireRequest request && MayGuessNew(request)),
+        _ => true,
+    };
+
+    /// <summary>The state as loaded, or (not loaded yet) a copy of what is stored, read beside the activation's.</summary>
+    private async Task<ClaimState> Stored()
+    {
+        if (_state.IsLoaded)
+        {
+            return S;
+        }
+        var stored = new LazyState<ClaimState>(storage, StateName, this.GetGrainId());
+        await stored.ReadStateAsync();
+        return stored.State;
+    }
+
+    /// <summary>Reads the stored state; the deadline timer runs from then on while a lease is active.</summary>
+    private async Task Load()
+    {
+        await _state.ReadStateAsync();
+        ArmDeadlineTimer();
     }
 
     public async Task<AcquireResult> Acquire(AcquireRequest request)
@@ -56,6 +99,10 @@ public sealed partial class ClaimGrain(
         {
             throw new BrokerException(ErrorCodes.InvalidArgument, $"an acquire for tenant '{request.Tenant}' reached a claim of tenant '{Tenant}'") { Field = "tenant" };
         }
+        if (!_state.IsLoaded && await LeaseGuessingNew(request) is { } guessed)
+        {
+            return guessed;
+        }
         await RetryUnreleased();
         if (await CurrentLease() is { } active)
         {
@@ -63,6 +110,39 @@ public sealed partial class ClaimGrain(
         }
         // None, or its sandbox was lost (stale, or taken while this grain was down) and the lease has ended: lease anew.
         return await LeaseNew(request);
+    }
+
+    /// <summary>
+    /// Only an acquire without a sandbox name guesses: a name is reserved for the key (idempotently), and undoing a wrong
+    /// guess would free the name of the key's lease.
+    /// </summary>
+    private static bool MayGuessNew(AcquireRequest request) => request.ExpectNew && request.Name is null;
+
+    /// <summary>
+    /// A new lease for a key its caller expects to be new, leased without reading the key's state first: the lease's
+    /// write is then a first write, which Postgres refuses where the key has a row. A new key's lease costs one round trip
+    /// and one transaction less (at low load, one of its two). A wrong guess (the key holds a lease, or history) fails on
+    /// that check with nothing stored, and is undone like any failed step: the sandbox goes back to the pool, the tenant
+    /// forgets only what this acquire counted. Null: the state was read and holds the key's row; the acquire goes on as
+    /// for any key. A failure for a key that has no row is the answer.
+    /// </summary>
+    private async Task<AcquireResult?> LeaseGuessingNew(AcquireRequest request)
+    {
+        try
+        {
+            return await LeaseNew(request);
+        }
+        catch (Exception e) when (!_state.IsLoaded)
+        {
+            // Nothing of this lease is stored (a write's outcome in doubt is read back here, as an activation would).
+            await Load();
+            if (!_state.RecordExists)
+            {
+                throw;
+            }
+            logger.LogDebug("Claim {ClaimId} was not new ({Reason}); acquiring from its stored state", Id, e.Message);
+            return null;
+        }
     }
 
     public Task<Lease?> Get() => CurrentLease();
@@ -117,7 +197,7 @@ public sealed partial class ClaimGrain(
             // "Nothing to release" comes from memory: it is stamped with a write first, so an activation left over from a
             // membership change, whose memory another activation has moved past (a lease acquired there), fails on the
             // ETag instead of answering it, and the caller's retry reaches the live one.
-            if (state.RecordExists)
+            if (_state.RecordExists)
             {
                 await Save(() => { });
             }
@@ -131,9 +211,9 @@ public sealed partial class ClaimGrain(
         return await CurrentLease() is { } active ? [active, .. S.History] : S.History;
     }
 
-    public Task<bool> Owns(string sandboxId) => Task.FromResult(S.Active?.SandboxId == sandboxId);
+    public async Task<bool> Owns(string sandboxId) => (await Stored()).Active?.SandboxId == sandboxId;
 
-    public Task<bool> HasActiveLease() => Task.FromResult(S.Active is not null);
+    public async Task<bool> HasActiveLease() => (await Stored()).Active is not null;
 
     public async Task SandboxLost(string sandboxId, string reason)
     {
@@ -152,9 +232,9 @@ public sealed partial class ClaimGrain(
         if (S.Active is null && pruned.Count == 0 && S.Unreleased.Count == 0)
         {
             // Nothing left to remember: the row and its index row go, and re-acquiring the key starts afresh.
-            if (state.RecordExists)
+            if (_state.RecordExists)
             {
-                await state.ClearStateAsync();
+                await _state.ClearStateAsync();
             }
             DeactivateOnIdle();
             return;
@@ -221,14 +301,21 @@ public sealed partial class ClaimGrain(
         var (tenant, active, history, count, unreleased, wake) = (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased, S.WakeAt);
         change();
         S.WakeAt = NextWake();
+        var guessed = !_state.IsLoaded;
         try
         {
-            await state.WriteOrReloadAsync(this);
+            // A guessed state's failed write is the guess found wrong (or in doubt): the acquire reads the state and goes
+            // on in this activation (LeaseGuessingNew), which is then what Postgres holds.
+            await (guessed ? _state.WriteStateAsync() : _state.WriteOrReloadAsync(this));
         }
         catch (Exception e)
         {
             (S.Tenant, S.Active, S.History, S.LeaseCount, S.Unreleased, S.WakeAt) = (tenant, active, history, count, unreleased, wake);
             S.ForgetAudit();
+            if (e is InconsistentStateException && guessed)
+            {
+                throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' is not new", e) { RetryAfterSeconds = 0 };
+            }
             if (e is InconsistentStateException)
             {
                 logger.LogWarning("Claim {ClaimId}: another activation wrote first; deactivating this one", Id);

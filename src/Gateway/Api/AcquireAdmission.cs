@@ -54,7 +54,9 @@ public sealed class AcquireAdmission(
     /// <summary>How every acquire through the REST API reaches the cluster: admitted, then retried on a concurrent update.</summary>
     public async Task<AcquireResult> AcquireAsync(GrainReferences grains, string tenant, string claimKey, AcquireRequest request, CancellationToken ct)
     {
-        var result = await RunAsync(tenant, claimKey, () => ApiRoutes.CallAsync(() => grains.Claim(tenant, claimKey).Acquire(request), ct));
+        // A key this gateway has not seen leased is most likely new: the claim may then lease without reading first.
+        var result = await RunAsync(tenant, claimKey,
+            likelyRepeat => ApiRoutes.CallAsync(() => grains.Claim(tenant, claimKey).Acquire(request with { ExpectNew = !likelyRepeat }), ct));
         if (result.Lease.Status == LeaseStatus.Active)
         {
             Remember(tenant, claimKey, result.Lease.ExpiresAt);
@@ -68,12 +70,15 @@ public sealed class AcquireAdmission(
     /// <summary>The lease of the claim ended through this gateway: its next acquire is a new lease.</summary>
     public void Ended(string tenant, string claimKey) => recent?.Forget(ClaimId.Of(tenant, claimKey));
 
-    public async Task<T> RunAsync<T>(string tenant, string claimKey, Func<Task<T>> acquire)
+    public Task<T> RunAsync<T>(string tenant, string claimKey, Func<Task<T>> acquire) => RunAsync(tenant, claimKey, _ => acquire());
+
+    /// <summary>Runs the acquire in its lane; it is told whether it went as a likely repeat.</summary>
+    public async Task<T> RunAsync<T>(string tenant, string claimKey, Func<bool, Task<T>> acquire)
     {
         var claimId = ClaimId.Of(tenant, claimKey);
         if (recent is not null && recent.IsLikelyActive(claimId))
         {
-            return await RunRepeatAsync(acquire);
+            return await RunRepeatAsync(() => acquire(true));
         }
         if (Enter(tenant, claimId) is { } refusal)
         {
@@ -81,7 +86,7 @@ public sealed class AcquireAdmission(
         }
         try
         {
-            return await acquire();
+            return await acquire(false);
         }
         finally
         {
