@@ -51,47 +51,6 @@ public sealed partial class ClaimGrain(
         return Task.CompletedTask;
     }
 
-    /// <summary>
-    /// Calls work on the stored state: it is read before the first call of the activation that needs it. Not for an acquire
-    /// that expects a new key (<see cref="AcquireRequest.ExpectNew"/>), and not for the reads that interleave with other
-    /// calls: reading the state into the activation while an acquire works on its guess would swap the state under it,
-    /// so they answer from a copy of what is stored (<see cref="Stored"/>).
-    /// </summary>
-    public async Task Invoke(IIncomingGrainCallContext context)
-    {
-        if (!_state.IsLoaded && NeedsState(context))
-        {
-            await Load();
-        }
-        await context.Invoke();
-    }
-
-    private static bool NeedsState(IIncomingGrainCallContext context) => context.InterfaceMethod?.Name switch
-    {
-        nameof(Owns) or nameof(HasActiveLease) => false,
-        nameof(Acquire) => !(context.Request.GetArgument(0) is AcquireRequest request && MayGuessNew(request)),
-        _ => true,
-    };
-
-    /// <summary>The state as loaded, or (not loaded yet) a copy of what is stored, read beside the activation's.</summary>
-    private async Task<ClaimState> Stored()
-    {
-        if (_state.IsLoaded)
-        {
-            return S;
-        }
-        var stored = new LazyState<ClaimState>(storage, StateName, this.GetGrainId());
-        await stored.ReadStateAsync();
-        return stored.State;
-    }
-
-    /// <summary>Reads the stored state; the deadline timer runs from then on while a lease is active.</summary>
-    private async Task Load()
-    {
-        await _state.ReadStateAsync();
-        ArmDeadlineTimer();
-    }
-
     public async Task<AcquireResult> Acquire(AcquireRequest request)
     {
         LeaseRules.ValidateRequest(request);
@@ -110,39 +69,6 @@ public sealed partial class ClaimGrain(
         }
         // None, or its sandbox was lost (stale, or taken while this grain was down) and the lease has ended: lease anew.
         return await LeaseNew(request);
-    }
-
-    /// <summary>
-    /// Only an acquire without a sandbox name guesses: a name is reserved for the key (idempotently), and undoing a wrong
-    /// guess would free the name of the key's lease.
-    /// </summary>
-    private static bool MayGuessNew(AcquireRequest request) => request.ExpectNew && request.Name is null;
-
-    /// <summary>
-    /// A new lease for a key its caller expects to be new, leased without reading the key's state first: the lease's
-    /// write is then a first write, which Postgres refuses where the key has a row. A new key's lease costs one round trip
-    /// and one transaction less (at low load, one of its two). A wrong guess (the key holds a lease, or history) fails on
-    /// that check with nothing stored, and is undone like any failed step: the sandbox goes back to the pool, the tenant
-    /// forgets only what this acquire counted. Null: the state was read and holds the key's row; the acquire goes on as
-    /// for any key. A failure for a key that has no row is the answer.
-    /// </summary>
-    private async Task<AcquireResult?> LeaseGuessingNew(AcquireRequest request)
-    {
-        try
-        {
-            return await LeaseNew(request);
-        }
-        catch (Exception e) when (!_state.IsLoaded)
-        {
-            // Nothing of this lease is stored (a write's outcome in doubt is read back here, as an activation would).
-            await Load();
-            if (!_state.RecordExists)
-            {
-                throw;
-            }
-            logger.LogDebug("Claim {ClaimId} was not new ({Reason}); acquiring from its stored state", Id, e.Message);
-            return null;
-        }
     }
 
     public Task<Lease?> Get() => CurrentLease();
