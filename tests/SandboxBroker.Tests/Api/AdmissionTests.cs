@@ -74,6 +74,22 @@ public sealed class AdmissionTests
     }
 
     [Fact]
+    public async Task An_acquire_is_told_it_is_a_likely_repeat_only_for_a_claim_this_gateway_saw_leased()
+    {
+        // The claim leases without reading its state first only when the gateway expects the key to be new.
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+        var admission = new AcquireAdmission(maxInFlight: 4, recent: new RecentLeases(clock));
+        Assert.False(await admission.RunAsync("t", "k", likelyRepeat => Task.FromResult(likelyRepeat)));
+
+        admission.Remember("t", "k", clock.GetUtcNow().AddHours(1));
+        Assert.True(await admission.RunAsync("t", "k", likelyRepeat => Task.FromResult(likelyRepeat)));
+        Assert.False(await admission.RunAsync("u", "k", likelyRepeat => Task.FromResult(likelyRepeat))); // another tenant's key
+
+        admission.Ended("t", "k");
+        Assert.False(await admission.RunAsync("t", "k", likelyRepeat => Task.FromResult(likelyRepeat)));
+    }
+
+    [Fact]
     public async Task Repeats_of_leased_claims_do_not_take_the_new_lease_slots_and_end_when_the_lease_ends()
     {
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
