@@ -118,6 +118,42 @@ public sealed class GroupCommitStorageTests
     }
 
     [Fact]
+    public async Task A_write_records_its_index_row_and_audit_rows_column_by_column()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var writer = Writer(db);
+        var at = new DateTimeOffset(2026, 12, 3, 8, 0, 0, TimeSpan.FromHours(2)); // not UTC: stored as the same instant
+        var claim = new ClaimRow("ck", "tn", "ow", "pl", "sb", "active", at, at.AddMinutes(5), null, at.AddSeconds(1), at.AddMinutes(6));
+        AuditEvent[] events =
+        [
+            new("claim", "ck", "lease.acquired", null, "active", "first", """{"n":1}""", at),
+            new("claim", "ck", "lease.renewed", "active", "active", "second", """{"n":2}""", at.AddSeconds(2)),
+        ];
+        await writer.WriteAsync(new WriteOperation("claim", "ck", null, Bytes("v"), claim, events));
+        var sandbox = new SandboxRow("sx", "pl", "local", "ready", "nm", "ext", "tn", "ow", "ck", at, at.AddSeconds(3), null, at.AddHours(1));
+        await writer.WriteAsync(new WriteOperation("sandbox", "sx", null, Bytes("v"), sandbox, []));
+
+        Assert.Equal("ck|tn|ow|pl|sb|active|2026-12-03 06:00:00|2026-12-03 06:05:00||2026-12-03 06:00:01|2026-12-03 06:06:00",
+            await db.ScalarAsync<string>("""
+                SELECT concat_ws('|', claim_key, tenant, owner, pool, sandbox_id, status, acquired_at AT TIME ZONE 'UTC', expires_at AT TIME ZONE 'UTC',
+                                 coalesce(last_activity_at::text, ''), updated_at AT TIME ZONE 'UTC', wake_at AT TIME ZONE 'UTC')
+                FROM broker_claims
+                """));
+        Assert.Equal("sx|pl|local|ready|nm|ext|tn|ow|ck|2026-12-03 06:00:00|2026-12-03 06:00:03||2026-12-03 07:00:00",
+            await db.ScalarAsync<string>("""
+                SELECT concat_ws('|', sandbox_id, pool, provider, status, name, external_id, tenant, owner, claim_key,
+                                 created_at AT TIME ZONE 'UTC', updated_at AT TIME ZONE 'UTC', coalesce(expires_at::text, ''), wake_at AT TIME ZONE 'UTC')
+                FROM broker_sandboxes
+                """));
+        Assert.Equal("2026-12-03 06:00:00 claim ck lease.acquired - active first 1; 2026-12-03 06:00:02 claim ck lease.renewed active active second 2",
+            await db.ScalarAsync<string>("""
+                SELECT string_agg(concat_ws(' ', occurred_at AT TIME ZONE 'UTC', entity_type, entity_id, event, coalesce(from_state, '-'), to_state, actor,
+                                            details->>'n'), '; ' ORDER BY id)
+                FROM broker_audit_log
+                """));
+    }
+
+    [Fact]
     public async Task A_NUL_in_a_recorded_string_never_fails_the_state_change()
     {
         await using var db = await TestDatabase.CreateAsync();
