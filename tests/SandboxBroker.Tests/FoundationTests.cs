@@ -21,19 +21,24 @@ public sealed class FoundationTests
             "SELECT count(*) FROM OrleansMembershipTable WHERE DeploymentId = $1 AND Status = 3", broker.Cluster.Options.ClusterId);
         Assert.Equal(2, active);
 
-        // Find a key that lives on the second silo, so stopping that silo moves it.
+        // Find a key that lives on the second silo, so stopping that silo moves it. Fresh keys until one does: a silo
+        // places activations by its own view of the cluster (its members, their load), which can lag the membership table.
         var secondary = broker.Cluster.Silos[1];
         var remaining = broker.Cluster.Silos[0];
         IProbeGrain? probe = null;
-        for (var i = 0; probe is null && i < 200; i++)
+        var tried = 0;
+        await Eventually.TrueAsync(async () =>
         {
-            var candidate = broker.Grains.GetGrain<IProbeGrain>($"probe-{i}");
-            if ((await candidate.Read()).Silo == secondary.SiloAddress.ToString())
+            for (var end = tried + 20; probe is null && tried < end; tried++)
             {
-                probe = candidate;
+                var candidate = broker.Grains.GetGrain<IProbeGrain>($"probe-{tried}");
+                if ((await candidate.Read()).Silo == secondary.SiloAddress.ToString())
+                {
+                    probe = candidate;
+                }
             }
-        }
-        Assert.NotNull(probe);
+            return probe is not null;
+        }, "a probe is placed on the second silo");
         var moved = probe!;
         Assert.Equal(secondary.SiloAddress.ToString(), await moved.Write("written before the stop"));
         await moved.StartReminder();
