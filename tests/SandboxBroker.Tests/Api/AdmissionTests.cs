@@ -79,14 +79,15 @@ public sealed class AdmissionTests
         // The claim leases without reading its state first only when the gateway expects the key to be new.
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
         var admission = new AcquireAdmission(maxInFlight: 4, recent: new RecentLeases(clock));
-        Assert.False(await admission.RunAsync("t", "k", likelyRepeat => Task.FromResult(likelyRepeat)));
+        Task<bool> ToldLikelyRepeat(string tenant) => admission.RunAsync(tenant, "k", likelyRepeat => Task.FromResult(likelyRepeat));
+        Assert.False(await ToldLikelyRepeat("t"));
 
         admission.Remember("t", "k", clock.GetUtcNow().AddHours(1));
-        Assert.True(await admission.RunAsync("t", "k", likelyRepeat => Task.FromResult(likelyRepeat)));
-        Assert.False(await admission.RunAsync("u", "k", likelyRepeat => Task.FromResult(likelyRepeat))); // another tenant's key
+        Assert.True(await ToldLikelyRepeat("t"));
+        Assert.False(await ToldLikelyRepeat("u")); // another tenant's key
 
         admission.Ended("t", "k");
-        Assert.False(await admission.RunAsync("t", "k", likelyRepeat => Task.FromResult(likelyRepeat)));
+        Assert.False(await ToldLikelyRepeat("t"));
     }
 
     [Fact]
