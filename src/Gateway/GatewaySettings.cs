@@ -11,10 +11,12 @@ public sealed class GatewaySettings
     /// <summary>
     /// Claim keys this gateway lets have a new lease's acquire waiting on the cluster at once; an acquire for another key
     /// is then refused with 503 OVERLOADED (0: no limit). Concurrent acquires of one key count once, and likely repeats
-    /// go in their own lane (<see cref="MaxRepeatsInFlight"/>). Sized for new leases on one silo of two cores, whose
-    /// capacity is about 650-870 a second (docs/BENCHMARKS.md, round 5): at 128, offered twice that, the broker still
-    /// completed 92 % of what it completed at 1,000/s (588 of 641 a second); at 256 it completed 51-68 % (the refusals
-    /// cost the cores the leases needed) with a p99 of up to a second. Raise it with the silos.
+    /// go in their own lane (<see cref="MaxRepeatsInFlight"/>). Sized for new leases on one silo of two cores: about
+    /// 0.1-0.2 s of its capacity, so an admitted acquire waits at most that long behind the others. Chosen in round 5 (650-870
+    /// new leases a second; at 256 it then completed 51-68 % at twice its rate). Measured again in round 18, at 1,000-1,340
+    /// a second (docs/BENCHMARKS.md): at 1,000/s, 256 refused about as many as 128 on the same spell of the machine; at 2,000/s
+    /// offered both completed as much, and with 256 the admitted acquires waited twice as long (p99 428-463 ms against
+    /// 175-256). Raise it with the silos.
     /// </summary>
     public int MaxAcquiresInFlight { get; set; } = 128;
 
