@@ -22,6 +22,7 @@ public sealed partial class ClaimGrain(
     IOptions<BrokerOptions> options,
     GrainReferences grains,
     IJointWrites jointWrites,
+    IClusterMembershipService membership,
     TimeProvider time,
     ILogger<ClaimGrain> logger) : Grain, IClaimGrain, IIncomingGrainCallFilter
 {
@@ -34,6 +35,10 @@ public sealed partial class ClaimGrain(
     private SandboxInfo? _sandbox;
     /// <summary>The lease whose touch was last audited, and when: later touches within TouchAuditInterval are not.</summary>
     private (long Lease, DateTimeOffset At)? _touchAudited;
+    /// <summary>The cluster's membership when this activation started (see <see cref="LivedThroughMembershipChange"/>).</summary>
+    private MembershipVersion _membershipAtActivation;
+    /// <summary>Writes of this activation under way: a stored version past its own is then its own write, not another's.</summary>
+    private int _writing;
 
     /// <summary>The grain id, <c>{tenant}/{claim key}</c>: what the index, the audit log and the sandboxes know the claim by.</summary>
     private string Id => this.GetPrimaryKeyString();
@@ -47,6 +52,7 @@ public sealed partial class ClaimGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (Tenant, Key) = ClaimId.Parse(Id);
+        _membershipAtActivation = membership.CurrentSnapshot.Version;
         _state = new LazyState<ClaimState>(storage, StateName, this.GetGrainId());
         return Task.CompletedTask;
     }
@@ -160,7 +166,15 @@ public sealed partial class ClaimGrain(
             // Nothing left to remember: the row and its index row go, and re-acquiring the key starts afresh.
             if (_state.RecordExists)
             {
-                await _state.ClearStateAsync();
+                _writing++;
+                try
+                {
+                    await _state.ClearStateAsync();
+                }
+                finally
+                {
+                    _writing--;
+                }
             }
             DeactivateOnIdle();
             return;
@@ -228,6 +242,7 @@ public sealed partial class ClaimGrain(
         change();
         S.WakeAt = NextWake();
         var guessed = !_state.IsLoaded;
+        _writing++;
         try
         {
             // A guessed state's failed write is the guess found wrong (or in doubt): the acquire reads the state and goes
@@ -248,6 +263,10 @@ public sealed partial class ClaimGrain(
                 throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated concurrently; retry", e) { RetryAfterSeconds = 0 };
             }
             throw;
+        }
+        finally
+        {
+            _writing--;
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Orleans.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -242,7 +241,7 @@ public sealed partial class SandboxGrain(
         var none = new SandboxState();
         var stored = new GrainState<SandboxState>(none);
         await storage.ReadStateAsync(StateName, this.GetGrainId(), stored);
-        if (_writing == 0 && Version(stored.ETag) > Version(state.Etag))
+        if (_writing == 0 && StateWrites.Version(stored.ETag) > StateWrites.Version(state.Etag))
         {
             logger.LogWarning("Sandbox {SandboxId} was changed by another activation (version {Version} stored, {Held} held); this one leaves",
                 Id, stored.ETag, state.Etag);
@@ -250,8 +249,6 @@ public sealed partial class SandboxGrain(
         }
         return stored.State ?? none;
     }
-
-    private static long Version(string? etag) => long.TryParse(etag, NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version : 0;
 
     /// <summary>Stores the state; the activation is dropped when that fails (<see cref="StateWrites.WriteOrReloadAsync{T}"/>).</summary>
     private async Task Store()

@@ -1,8 +1,13 @@
+using System.Globalization;
+
 namespace SandboxBroker.Grains;
 
 /// <summary>How every broker grain writes its state.</summary>
 public static class StateWrites
 {
+    /// <summary>The stored version an ETag of the broker's grain storage names (0: none stored).</summary>
+    public static long Version(string? etag) => long.TryParse(etag, NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version : 0;
+
     /// <summary>
     /// Writes the state. When the write fails (Postgres away, a stale ETag), the activation's memory may be ahead of
     /// what is stored, and answering from it could undo an acknowledged change later (the fault harness saw a release

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Runtime;
 using Orleans.Storage;
 using Orleans.TestingHost;
 using SandboxBroker.Grains;
@@ -41,5 +42,62 @@ public sealed class LeftoverActivationTests
         Assert.Equal((SandboxStatus.Leased, "github:octo/elsewhere#1"), (read!.Status, read.ClaimKey));
         // The activation that was overtaken left; the next one answers the same.
         Assert.Equal(SandboxStatus.Leased, (await sandbox.Get())!.Status);
+    }
+
+    /// <summary>
+    /// A claim answers repeats from memory. Its activation left over from a membership change, whose lease another
+    /// activation has ended, would hand that lease's sandbox out again as a repeat, and tell the reconciler it still owns
+    /// the sandbox. After a membership change it checks what is stored first.
+    /// </summary>
+    [Fact]
+    public async Task A_claim_activation_that_lived_through_a_membership_change_answers_what_another_activation_stored()
+    {
+        await using var broker = await LeaseStepFailureTests.WithReadySandboxes(3, joint: true);
+        var repeated = broker.Grains.GetClaim("t", "github:octo/leftover#1");
+        var owned = broker.Grains.GetClaim("t", "github:octo/leftover#2");
+        var first = await repeated.Acquire(new AcquireRequest("default", "t", "o"));
+        var second = await owned.Acquire(new AcquireRequest("default", "t", "o"));
+        // Both activations hold their lease in memory; another activation of each ends it.
+        await EndLeaseElsewhere(broker, repeated);
+        await EndLeaseElsewhere(broker, owned);
+
+        await broker.Cluster.StartAdditionalSiloAsync();
+        var membership = broker.SiloService<IClusterMembershipService>();
+        await Eventually.TrueAsync(() => membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active) == 2,
+            "the first silo sees the second one join");
+
+        Assert.False(await owned.Owns(second.Sandbox.SandboxId));
+        var again = await AcquireRetryingLikeTheGateway(repeated);
+        Assert.NotEqual(AcquireOutcome.Repeat, again.Outcome);
+        Assert.Equal(2L, again.Lease.Number);
+        Assert.NotEqual(first.Sandbox.SandboxId, again.Sandbox.SandboxId);
+    }
+
+    /// <summary>What another activation of the claim does when it releases the lease: the stored state moves past this one's.</summary>
+    private static async Task EndLeaseElsewhere(BrokerCluster broker, IClaimGrain claim)
+    {
+        var storage = broker.SiloService<IServiceProvider>().GetRequiredKeyedService<IGrainStorage>(StorageNames.Broker);
+        var other = new GrainState<ClaimState>(new ClaimState());
+        await storage.ReadStateAsync("claim", claim.GetGrainId(), other);
+        var state = Assert.IsType<ClaimState>(other.State);
+        var lease = Assert.IsType<Lease>(state.Active);
+        state.Active = null;
+        state.History = [lease with { Status = LeaseStatus.Released, EndedAt = DateTimeOffset.UtcNow, EndReason = "released elsewhere" }, .. state.History];
+        await storage.WriteStateAsync("claim", claim.GetGrainId(), other);
+    }
+
+    /// <summary>The gateway retries an acquire refused as a concurrent update (ApiRoutes.CallAsync).</summary>
+    private static async Task<AcquireResult> AcquireRetryingLikeTheGateway(IClaimGrain claim)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await claim.Acquire(new AcquireRequest("default", "t", "o"));
+            }
+            catch (BrokerException e) when (e.Code == ErrorCodes.ConcurrentUpdate && attempt < 4)
+            {
+            }
+        }
     }
 }
