@@ -56,7 +56,7 @@ public sealed partial class ClaimGrain
     {
         DeactivateOnIdle();
         var stored = await ReadStored();
-        if (_writing == 0 && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag))
+        if (!_state.IsWriting && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag))
         {
             logger.LogWarning("Claim {ClaimId} was changed by another activation (version {Version} stored, {Held} held); this one leaves", Id, stored.Etag, _state.Etag);
             throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated by another activation; retry") { RetryAfterSeconds = 0 };
@@ -74,7 +74,7 @@ public sealed partial class ClaimGrain
             return S;
         }
         var stored = await ReadStored();
-        if (_state.IsLoaded && _writing == 0 && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag))
+        if (_state.IsLoaded && !_state.IsWriting && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag))
         {
             DeactivateOnIdle(); // another activation moved past this one
         }

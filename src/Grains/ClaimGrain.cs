@@ -37,8 +37,6 @@ public sealed partial class ClaimGrain(
     private (long Lease, DateTimeOffset At)? _touchAudited;
     /// <summary>The cluster's membership when this activation started (see <see cref="LivedThroughMembershipChange"/>).</summary>
     private MembershipVersion _membershipAtActivation;
-    /// <summary>Writes of this activation under way: a stored version past its own is then its own write, not another's.</summary>
-    private int _writing;
 
     /// <summary>The grain id, <c>{tenant}/{claim key}</c>: what the index, the audit log and the sandboxes know the claim by.</summary>
     private string Id => this.GetPrimaryKeyString();
@@ -166,15 +164,7 @@ public sealed partial class ClaimGrain(
             // Nothing left to remember: the row and its index row go, and re-acquiring the key starts afresh.
             if (_state.RecordExists)
             {
-                _writing++;
-                try
-                {
-                    await _state.ClearStateAsync();
-                }
-                finally
-                {
-                    _writing--;
-                }
+                await _state.ClearStateAsync();
             }
             DeactivateOnIdle();
             return;
@@ -242,7 +232,6 @@ public sealed partial class ClaimGrain(
         change();
         S.WakeAt = NextWake();
         var guessed = !_state.IsLoaded;
-        _writing++;
         try
         {
             // A guessed state's failed write is the guess found wrong (or in doubt): the acquire reads the state and goes
@@ -263,10 +252,6 @@ public sealed partial class ClaimGrain(
                 throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated concurrently; retry", e) { RetryAfterSeconds = 0 };
             }
             throw;
-        }
-        finally
-        {
-            _writing--;
         }
     }
 

@@ -21,6 +21,11 @@ public sealed class LazyState<T>(IGrainStorage storage, string stateName, GrainI
     /// <summary>The state was read from storage (or written there) by this activation: it is what Postgres holds, not a guess.</summary>
     public bool IsLoaded { get; private set; }
 
+    /// <summary>A write or clear of this state is under way: a stored version past <see cref="Etag"/> may be its own.</summary>
+    public bool IsWriting => _writes > 0;
+
+    private int _writes;
+
     public Task ReadStateAsync() => ReadStateAsync(CancellationToken.None);
 
     public async Task ReadStateAsync(CancellationToken cancellationToken)
@@ -37,7 +42,15 @@ public sealed class LazyState<T>(IGrainStorage storage, string stateName, GrainI
     public async Task WriteStateAsync(CancellationToken cancellationToken)
     {
         var write = new GrainState<T>(State) { ETag = Etag, RecordExists = RecordExists };
-        await storage.WriteStateAsync(stateName, grainId, write);
+        _writes++;
+        try
+        {
+            await storage.WriteStateAsync(stateName, grainId, write);
+        }
+        finally
+        {
+            _writes--;
+        }
         (Etag, RecordExists, IsLoaded) = (write.ETag, write.RecordExists, true);
     }
 
@@ -46,7 +59,15 @@ public sealed class LazyState<T>(IGrainStorage storage, string stateName, GrainI
     public async Task ClearStateAsync(CancellationToken cancellationToken)
     {
         var clear = new GrainState<T>(State) { ETag = Etag, RecordExists = RecordExists };
-        await storage.ClearStateAsync(stateName, grainId, clear);
+        _writes++;
+        try
+        {
+            await storage.ClearStateAsync(stateName, grainId, clear);
+        }
+        finally
+        {
+            _writes--;
+        }
         (State, Etag, RecordExists, IsLoaded) = (clear.State ?? new T(), clear.ETag, clear.RecordExists, true);
     }
 }
