@@ -56,7 +56,7 @@ public sealed partial class ClaimGrain
     {
         DeactivateOnIdle();
         var stored = await ReadStored();
-        if (!_state.IsWriting && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag))
+        if (OvertakenBy(stored))
         {
             logger.LogWarning("Claim {ClaimId} was changed by another activation (version {Version} stored, {Held} held); this one leaves", Id, stored.Etag, _state.Etag);
             throw new BrokerException(ErrorCodes.ConcurrentUpdate, $"claim '{Key}' was updated by another activation; retry") { RetryAfterSeconds = 0 };
@@ -74,12 +74,19 @@ public sealed partial class ClaimGrain
             return S;
         }
         var stored = await ReadStored();
-        if (_state.IsLoaded && !_state.IsWriting && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag))
+        if (OvertakenBy(stored))
         {
-            DeactivateOnIdle(); // another activation moved past this one
+            DeactivateOnIdle();
         }
         return stored.State;
     }
+
+    /// <summary>
+    /// Another activation stored a version past the one this activation loaded or last wrote (one of its own writes in
+    /// flight could be that version, so not while one is).
+    /// </summary>
+    private bool OvertakenBy(LazyState<ClaimState> stored) =>
+        _state.IsLoaded && !_state.IsWriting && StateWrites.Version(stored.Etag) > StateWrites.Version(_state.Etag);
 
     private async Task<LazyState<ClaimState>> ReadStored()
     {
