@@ -190,7 +190,7 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$sockdir'
 max_connections = 300
-shared_buffers = 1GB
+shared_buffers = 256MB
 password_encryption = scram-sha-256
 # durability stays on: the tests kill processes and restart Postgres
 fsync = on
@@ -214,16 +214,11 @@ ensure_setting() {
     fi
 }
 
-# Buffers for the broker's working set: with 256MB shared by the broker's tables (320MB by the end of a benchmark run)
-# and the baselines' (155MB), Postgres took 610-640 us of CPU per lease at 1,000/s in a full run against 290-340 with
-# the broker alone, its batches grew tenfold and the broker refused hundreds; with 1GB, 280 us and none refused
-# (docs/BENCHMARKS.md round 19).
 # Checkpoints far enough apart for bursts of leases: a lease writes about 4 KB of WAL, so at 1,000 leases a second the
 # default 1GB filled in about four minutes and forced the next checkpoint; after each one the first change of every page
 # writes the whole page to the WAL (5.9 KB per lease in a checkpoint's wake, docs/BENCHMARKS.md round 8). lz4 shrinks
 # those pages.
 ensure_wal_settings() {
-    ensure_setting shared_buffers 1GB "the broker's working set beside the benchmark's baselines (docs/BENCHMARKS.md round 19)"
     ensure_setting max_wal_size 4GB "WAL between checkpoints (docs/BENCHMARKS.md: full-page writes after a checkpoint)"
     ensure_setting checkpoint_timeout 15min "at most this long between checkpoints"
     ensure_setting wal_compression lz4 "full-page images compressed"
