@@ -42,15 +42,7 @@ public sealed class LazyState<T>(IGrainStorage storage, string stateName, GrainI
     public async Task WriteStateAsync(CancellationToken cancellationToken)
     {
         var write = new GrainState<T>(State) { ETag = Etag, RecordExists = RecordExists };
-        _writes++;
-        try
-        {
-            await storage.WriteStateAsync(stateName, grainId, write);
-        }
-        finally
-        {
-            _writes--;
-        }
+        await Counted(() => storage.WriteStateAsync(stateName, grainId, write));
         (Etag, RecordExists, IsLoaded) = (write.ETag, write.RecordExists, true);
     }
 
@@ -59,15 +51,21 @@ public sealed class LazyState<T>(IGrainStorage storage, string stateName, GrainI
     public async Task ClearStateAsync(CancellationToken cancellationToken)
     {
         var clear = new GrainState<T>(State) { ETag = Etag, RecordExists = RecordExists };
+        await Counted(() => storage.ClearStateAsync(stateName, grainId, clear));
+        (State, Etag, RecordExists, IsLoaded) = (clear.State ?? new T(), clear.ETag, clear.RecordExists, true);
+    }
+
+    /// <summary>Runs a write or clear, counted in <see cref="IsWriting"/> while it is under way.</summary>
+    private async Task Counted(Func<Task> change)
+    {
         _writes++;
         try
         {
-            await storage.ClearStateAsync(stateName, grainId, clear);
+            await change();
         }
         finally
         {
             _writes--;
         }
-        (State, Etag, RecordExists, IsLoaded) = (clear.State ?? new T(), clear.ETag, clear.RecordExists, true);
     }
 }
