@@ -4,12 +4,34 @@ using System.Diagnostics;
 namespace SandboxBroker.LoadGen;
 
 /// <summary>How a run is paced: <see cref="Rate"/> operations a second, scheduled from the start time regardless of
-/// how fast earlier ones complete (open loop). The first <see cref="Warmup"/> is run but not recorded.</summary>
-public sealed record PaceSpec(double Rate, TimeSpan Duration, TimeSpan Warmup, int MaxInFlight, TimeSpan DrainTimeout)
+/// how fast earlier ones complete (open loop). The first <see cref="Warmup"/> is run but not recorded; its first
+/// <see cref="Ramp"/> (at most the warm-up) climbs linearly from nothing to the full rate.</summary>
+/// <remarks>
+/// The ramp is there because a warm-up at the full rate from its first millisecond is itself an overload: the code of a
+/// scenario's path is still unoptimized (tier-0 JIT), so a server whose warm capacity is close to the rate falls behind
+/// for a few seconds. On two cores shared with the generator it may then never catch up, as the generator's own cost per
+/// operation grows with its backlog (measured on repeats@10,000/s: 66 µs per operation at steady state, 106 with 4,096
+/// outstanding), and the window measures that backlog instead of the server. A ramp is how a load test reaches steady
+/// state; the window itself is at the full rate throughout.
+/// </remarks>
+public sealed record PaceSpec(double Rate, TimeSpan Duration, TimeSpan Warmup, int MaxInFlight, TimeSpan DrainTimeout, TimeSpan Ramp = default)
 {
-    public long WarmupOps => (long)Math.Round(Rate * Warmup.TotalSeconds);
+    private double RampSeconds => Math.Clamp(Ramp.TotalSeconds, 0, Warmup.TotalSeconds);
+
+    /// <summary>The warm-up's operations: it still ends <see cref="Warmup"/> after the start.</summary>
+    public long WarmupOps => (long)Math.Round(Rate * (Warmup.TotalSeconds - RampSeconds / 2));
+
     public long MeasuredOps => (long)Math.Round(Rate * Duration.TotalSeconds);
     public long TotalOps => WarmupOps + MeasuredOps;
+
+    /// <summary>When operation <paramref name="seq"/> is due, in seconds after the start: i/rate after the ramp, whose
+    /// rate·ramp/2 operations are spread so that the rate grows linearly.</summary>
+    public double DueSeconds(long seq)
+    {
+        var ramp = RampSeconds;
+        var rampOps = Rate * ramp / 2;
+        return seq < rampOps ? Math.Sqrt(2 * ramp * seq / Rate) : ramp + (seq - rampOps) / Rate;
+    }
 }
 
 /// <summary>What the driver measured for the recorded (post-warmup) operations.</summary>
@@ -33,7 +55,7 @@ public sealed class RunRecording
 }
 
 /// <summary>
-/// Open-loop load: operation i is due at start + i/rate. Latency is measured from that due time, not from when the
+/// Open-loop load: operation i is due at start + i/rate (after the warm-up's ramp, <see cref="PaceSpec.DueSeconds"/>). Latency is measured from that due time, not from when the
 /// request actually left, so a stalled server (or a saturated client) shows up in the figures instead of silently
 /// lowering the offered load (no coordinated omission). In-flight operations are capped; when the cap is reached the
 /// dispatcher waits, and the wait is part of the measured latency.
@@ -54,7 +76,6 @@ public sealed class OpenLoopDriver(TimeProvider time)
         var rec = new RunRecording();
         var interval = new LatencyHistogram[] { new() };
         var frequency = (double)Stopwatch.Frequency;
-        var ticksPerOp = frequency / pace.Rate;
         var gate = new SemaphoreSlim(pace.MaxInFlight, pace.MaxInFlight);
         long inFlight = 0;
         long dispatched = 0;
@@ -62,7 +83,8 @@ public sealed class OpenLoopDriver(TimeProvider time)
         using var stopProgress = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
         var start = time.GetTimestamp() + (long)(0.05 * frequency);   // a short lead, so op 0 is not already late
-        var windowStart = start + (long)(pace.WarmupOps * ticksPerOp);
+        long Due(long seq) => start + (long)(pace.DueSeconds(seq) * frequency);
+        var windowStart = Due(pace.WarmupOps);
 
         var progressTask = progress is null ? Task.CompletedTask : Task.Run(async () =>
         {
@@ -150,7 +172,7 @@ public sealed class OpenLoopDriver(TimeProvider time)
                 long seq = 0;
                 while (seq < pace.TotalOps && !ct.IsCancellationRequested)
                 {
-                    var due = start + (long)(seq * ticksPerOp);
+                    var due = Due(seq);
                     var now = time.GetTimestamp();
                     if (now < due)
                     {
@@ -168,7 +190,7 @@ public sealed class OpenLoopDriver(TimeProvider time)
                         continue;
                     }
                     batch.Clear();
-                    while (seq < pace.TotalOps && (due = start + (long)(seq * ticksPerOp)) <= now && batch.Count < 256)
+                    while (seq < pace.TotalOps && (due = Due(seq)) <= now && batch.Count < 256)
                     {
                         var measured = seq >= pace.WarmupOps;
                         if (measured && !windowStarted)
@@ -223,7 +245,7 @@ public sealed class OpenLoopDriver(TimeProvider time)
         dispatcher.Start();
         await dispatched_.Task;
         onWindowEnd?.Invoke();
-        var scheduleEnd = start + (long)(pace.TotalOps * ticksPerOp);
+        var scheduleEnd = Due(pace.TotalOps);
 
         var drainStarted = time.GetTimestamp();
         while (Interlocked.Read(ref inFlight) > 0 && time.GetElapsedTime(drainStarted) < pace.DrainTimeout)

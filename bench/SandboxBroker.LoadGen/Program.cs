@@ -47,6 +47,7 @@ public static class Program
         var rate = new Option<double>("--rate") { Description = "operations per second, scheduled open-loop", DefaultValueFactory = _ => 1000 };
         var duration = DurationOption("--duration", "measured time, e.g. 30s", TimeSpan.FromSeconds(30));
         var warmup = DurationOption("--warmup", "time run at the same rate before measuring (not recorded)", TimeSpan.FromSeconds(5));
+        var ramp = DurationOption("--ramp", "how long the warm-up climbs linearly to the full rate (at most the warm-up; 0s: full rate at once)", TimeSpan.FromSeconds(3));
         var keys = new Option<int>("--keys") { Description = "keys held by repeat and mix (1 = one hot key)", DefaultValueFactory = _ => 1000 };
         var mix = new Option<string>("--mix") { Description = "mix shares in percent", DefaultValueFactory = _ => MixWeights.Default.ToString() };
         var plan = new Option<string>("--plan")
@@ -89,7 +90,7 @@ public static class Program
             DefaultValueFactory = _ => "minimal,fair",
         };
 
-        Option[] common = [rate, duration, warmup, keys, mix, maxInFlight, timeout, drain, readyTimeout, setupConcurrency, noCleanup, cpu, output, ttl, pool];
+        Option[] common = [rate, duration, warmup, ramp, keys, mix, maxInFlight, timeout, drain, readyTimeout, setupConcurrency, noCleanup, cpu, output, ttl, pool];
         Option[] brokerOptions = [url, token, connections, brokerDb, settle, creates];
         Option[] baselineOptions = [baselineDb, baselinePool];
 
@@ -123,7 +124,7 @@ public static class Program
         compare.Options.Add(skipBroker);
 
         RunnerOptions Runner(ParseResult p) => new(
-            p.GetValue(maxInFlight), p.GetValue(drain), p.GetValue(readyTimeout), p.GetValue(setupConcurrency), !p.GetValue(noCleanup),
+            p.GetValue(maxInFlight), p.GetValue(drain), p.GetValue(ramp), p.GetValue(readyTimeout), p.GetValue(setupConcurrency), !p.GetValue(noCleanup),
             ParsePids(p.GetValue(cpu) ?? []));
         ScenarioSpec Spec(ParseResult p) => new(p.GetValue(scenario)!, p.GetValue(rate), p.GetValue(duration), p.GetValue(warmup),
             p.GetValue(keys), MixWeights.Parse(p.GetValue(mix)!));

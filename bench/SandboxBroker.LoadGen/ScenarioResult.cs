@@ -27,6 +27,7 @@ public sealed record ScenarioResult(
     double RateOffered,
     double DurationSeconds,
     double WarmupSeconds,
+    double WarmupRampSeconds,
     DateTimeOffset StartedAt,
     string KeyPrefix,
     long Scheduled,
@@ -58,7 +59,7 @@ public sealed record ScenarioResult(
         var latency = LatencySummary.Of(rec.Latency);
         var goal = GoalFor(spec, throughput, latency, errors);
         return new ScenarioResult(target, spec.Scenario, spec.Label, spec.Keys, spec.Scenario == "mix" ? spec.Mix.ToString() : null,
-            spec.Rate, spec.Duration.TotalSeconds, spec.Warmup.TotalSeconds, startedAt, prefix,
+            spec.Rate, spec.Duration.TotalSeconds, spec.Warmup.TotalSeconds, Math.Min(pace.Ramp.TotalSeconds, spec.Warmup.TotalSeconds), startedAt, prefix,
             rec.Scheduled, rec.Completed, rec.Ok, errors,
             new SortedDictionary<string, long>(rec.Errors, StringComparer.Ordinal),
             new SortedDictionary<string, long>(rec.Outcomes, StringComparer.Ordinal),

@@ -92,6 +92,7 @@ public sealed record ScenarioSpec(string Scenario, double Rate, TimeSpan Duratio
 public sealed record RunnerOptions(
     int MaxInFlight,
     TimeSpan DrainTimeout,
+    TimeSpan Ramp,
     TimeSpan PoolReadyTimeout,
     int SetupConcurrency,
     bool Cleanup,
@@ -107,7 +108,7 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
     {
         var tag = $"{time.GetUtcNow():yyyyMMddHHmmss}{Random.Shared.Next(0x1000, 0xffff):x4}";
         var prefix = $"bench:{tag}/{spec.Scenario}/";
-        var pace = new PaceSpec(spec.Rate, spec.Duration, spec.Warmup, options.MaxInFlight, options.DrainTimeout);
+        var pace = new PaceSpec(spec.Rate, spec.Duration, spec.Warmup, options.MaxInFlight, options.DrainTimeout, options.Ramp);
         var startedAt = time.GetUtcNow();
         void Say(string m) => log($"[{backend.Target} {spec.Label} @{spec.Rate:0}/s] {m}");
 

@@ -50,7 +50,7 @@ public sealed class BaselineReportTests
     {
         var latency = new LatencySummary(1000, p50, p50, p50, p50, p50, p50, p50);
         var pg = new PostgresDelta("db", 10, 1000, 0, 0, 0, 0, 0, 0, 0, xact, 2, null, new Dictionary<string, TableDelta>(), xact);
-        return new ScenarioResult(target, "warm", "warm", 1000, null, 100, 10, 2, DateTimeOffset.UnixEpoch, "bench:", 1000, 1000, 1000, 0,
+        return new ScenarioResult(target, "warm", "warm", 1000, null, 100, 10, 2, 0, DateTimeOffset.UnixEpoch, "bench:", 1000, 1000, 1000, 0,
             new Dictionary<string, long>(), new Dictionary<string, long>(), throughput, latency, latency,
             new Dictionary<string, LatencySummary>(), 1, 0, 0, 0, new PoolFill(0, 0, 0, true), new Dictionary<string, long>(), pg, null, null, null);
     }
