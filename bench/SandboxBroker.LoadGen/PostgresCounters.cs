@@ -8,6 +8,8 @@ namespace SandboxBroker.LoadGen;
 /// table (pg_stat_user_tables). Every autocommit statement is also one transaction, so where statements cannot be
 /// counted, transactions per operation is the closest server-side count of round trips. The WAL written (pg_stat_wal,
 /// Postgres 14 and later; null before) is the whole server's: it is what a checkpoint's full-page images multiply.
+/// <see cref="StatementsById"/> keeps each statement's own counters, so a window can say which statement its Postgres
+/// time went to (a run whose Postgres cost per operation doubled showed it in one statement, docs/BENCHMARKS.md round 20).
 /// </summary>
 public sealed record PostgresCounters(
     string Database,
@@ -20,7 +22,8 @@ public sealed record PostgresCounters(
     long TupDeleted,
     IReadOnlyDictionary<string, TableCounters> Tables,
     long? Statements = null,
-    WalCounters? Wal = null)
+    WalCounters? Wal = null,
+    IReadOnlyDictionary<long, StatementCounters>? StatementsById = null)
 {
     public static async Task<PostgresCounters> ReadAsync(string connectionString, CancellationToken ct)
     {
@@ -50,7 +53,14 @@ public sealed record PostgresCounters(
                 tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
             }
         }
-        return result with { Tables = tables, Statements = await TryReadStatementsAsync(connection, ct), Wal = await TryReadWalAsync(connection, ct) };
+        var statements = await TryReadStatementsAsync(connection, ct);
+        return result with
+        {
+            Tables = tables,
+            Statements = statements?.Values.Sum(s => s.Calls),
+            StatementsById = statements,
+            Wal = await TryReadWalAsync(connection, ct),
+        };
     }
 
     /// <summary>The server's WAL counters; null before Postgres 14, which has no pg_stat_wal.</summary>
@@ -66,8 +76,9 @@ public sealed record PostgresCounters(
         return new WalCounters(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
     }
 
-    /// <summary>Statements this database has executed, from pg_stat_statements; null when the server does not preload it.</summary>
-    private static async Task<long?> TryReadStatementsAsync(NpgsqlConnection connection, CancellationToken ct)
+    /// <summary>The statements this database has executed, by query id, from pg_stat_statements; null when the server does
+    /// not preload it.</summary>
+    private static async Task<IReadOnlyDictionary<long, StatementCounters>?> TryReadStatementsAsync(NpgsqlConnection connection, CancellationToken ct)
     {
         await using (var loaded = new NpgsqlCommand("SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'", connection))
         {
@@ -82,16 +93,47 @@ public sealed record PostgresCounters(
             {
                 await create.ExecuteNonQueryAsync(ct);
             }
-            await using var count = new NpgsqlCommand("""
-                SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+            // One row per query id (the view has one per role and nesting level as well).
+            await using var read = new NpgsqlCommand("""
+                SELECT coalesce(queryid, 0), sum(calls)::bigint, sum(total_exec_time), sum(shared_blks_hit)::bigint,
+                       left(regexp_replace(min(query), '\s+', ' ', 'g'), 2000)
+                FROM pg_stat_statements
                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                GROUP BY 1
                 """, connection);
-            return (long)(await count.ExecuteScalarAsync(ct))!;
+            var statements = new Dictionary<long, StatementCounters>();
+            await using var reader = await read.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                statements[reader.GetInt64(0)] = new StatementCounters(reader.GetInt64(1), reader.GetDouble(2), reader.GetInt64(3), reader.GetString(4));
+            }
+            return statements;
         }
         catch (PostgresException)
         {
             return null; // no right to create the extension, or to read other roles' statements
         }
+    }
+
+    /// <summary>The statements that took the most execution time between two readings, most first.</summary>
+    public static IReadOnlyList<StatementDelta>? TopStatements(PostgresCounters before, PostgresCounters after, long ops, int count = 5)
+    {
+        if (before.StatementsById is not { } b || after.StatementsById is not { } a)
+        {
+            return null;
+        }
+        double Per(double v) => ops == 0 ? 0 : v / ops;
+        return
+        [
+            .. (from pair in a
+                let was = b.GetValueOrDefault(pair.Key)
+                let calls = pair.Value.Calls - (was?.Calls ?? 0)
+                let ms = pair.Value.ExecMs - (was?.ExecMs ?? 0)
+                where calls > 0
+                orderby ms descending
+                select new StatementDelta(pair.Value.Query, Math.Round(Per(calls), 3), Math.Round(1000 * ms / calls, 1), Math.Round(Per(1000 * ms), 1),
+                    Math.Round((double)(pair.Value.BlocksHit - (was?.BlocksHit ?? 0)) / calls, 1))).Take(count),
+        ];
     }
 
     /// <summary>after − before, divided by <paramref name="ops"/> where it says "per op".</summary>
@@ -120,9 +162,16 @@ public sealed record PostgresCounters(
             after.TupInserted - before.TupInserted, after.TupUpdated - before.TupUpdated, after.TupDeleted - before.TupDeleted,
             after.TupReturned - before.TupReturned, after.TupFetched - before.TupFetched,
             Per(commits + rollbacks), Per(written), clientStatements is { } s ? Per(s) : null, tables,
-            statements is { } n ? Per(n) : null, wal);
+            statements is { } n ? Per(n) : null, wal, TopStatements(before, after, ops));
     }
 }
+
+/// <summary>One statement's pg_stat_statements counters (summed over roles): calls, execution time, shared buffers hit.</summary>
+public sealed record StatementCounters(long Calls, double ExecMs, long BlocksHit, string Query);
+
+/// <summary>One statement between two readings: calls per successful operation, execution time per call and per operation
+/// (wall time in the server, so it includes waits for locks and for the CPU), shared buffers hit per call.</summary>
+public sealed record StatementDelta(string Query, double CallsPerOp, double ExecMicrosPerCall, double ExecMicrosPerOp, double BlocksHitPerCall);
 
 /// <summary>pg_stat_wal's WAL records, full-page images and bytes since the server's statistics were reset.</summary>
 public sealed record WalCounters(long Records, long FullPageImages, long Bytes);
@@ -152,4 +201,5 @@ public sealed record PostgresDelta(
     double? ClientStatementsPerOp,
     IReadOnlyDictionary<string, TableDelta> Tables,
     double? StatementsPerOp,
-    WalDelta? Wal = null);
+    WalDelta? Wal = null,
+    IReadOnlyList<StatementDelta>? TopStatements = null);

@@ -239,6 +239,11 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
         var result = ScenarioResult.From(backend.Target, spec, pace, startedAt, prefix, rec, fill, levelsAfter, pg,
             cpuStart is not null && cpuEnd is not null ? cpu.Between(cpuStart, cpuEnd) : null);
         Say(result.OneLine());
+        foreach (var statement in pg?.TopStatements?.Take(3) ?? [])
+        {
+            Say(FormattableString.Invariant(
+                $"  pg {statement.ExecMicrosPerOp:0} µs/op in {statement.CallsPerOp:0.00}/op × {statement.ExecMicrosPerCall:0} µs ({statement.BlocksHitPerCall:0} buffers): {Abbreviated(statement.Query)}"));
+        }
 
         // --- clean up (not measured) ----------------------------------------------------------------------
         try
@@ -355,6 +360,9 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
             await Task.Delay(TimeSpan.FromMilliseconds(500), time, ct);
         }
     }
+
+    /// <summary>A statement's start and end: the end tells the broker's write shapes apart (a joint write ends with its check).</summary>
+    private static string Abbreviated(string query) => query.Length <= 130 ? query : $"{query[..75]} … {query[^50..]}";
 
     private static async Task<PostgresCounters?> TryReadCountersAsync(string connectionString, Action<string> say, CancellationToken ct)
     {

@@ -26,6 +26,36 @@ public sealed class PostgresDeltaTests
         Assert.Null(PostgresCounters.Delta(older, after, ops: 10, seconds: 1, clientStatements: null).Wal);
     }
 
+    [Fact]
+    public void The_statements_that_took_the_most_time_in_the_window_come_first_per_operation()
+    {
+        var before = Counters(commits: 0, wal: null) with
+        {
+            StatementsById = new Dictionary<long, StatementCounters>
+            {
+                [1] = new(Calls: 5_000, ExecMs: 900_000, BlocksHit: 50_000, Query: "old and slow, idle in the window"),
+                [2] = new(Calls: 100, ExecMs: 10, BlocksHit: 1_000, Query: "update"),
+            },
+        };
+        var after = Counters(commits: 0, wal: null) with
+        {
+            StatementsById = new Dictionary<long, StatementCounters>
+            {
+                [1] = new(Calls: 5_000, ExecMs: 900_000, BlocksHit: 50_000, Query: "old and slow, idle in the window"),
+                [2] = new(Calls: 1_100, ExecMs: 230, BlocksHit: 31_000, Query: "update"),
+                [3] = new(Calls: 1_000, ExecMs: 120, BlocksHit: 28_000, Query: "insert, new in the window"),
+            },
+        };
+
+        var top = PostgresCounters.TopStatements(before, after, ops: 1_000);
+
+        Assert.Equal(
+            [new StatementDelta("update", CallsPerOp: 1, ExecMicrosPerCall: 220, ExecMicrosPerOp: 220, BlocksHitPerCall: 30),
+             new StatementDelta("insert, new in the window", CallsPerOp: 1, ExecMicrosPerCall: 120, ExecMicrosPerOp: 120, BlocksHitPerCall: 28)],
+            top);
+        Assert.Null(PostgresCounters.TopStatements(Counters(commits: 0, wal: null), after, ops: 1_000)); // no per-statement counters before
+    }
+
     private static PostgresCounters Counters(long commits, WalCounters? wal) =>
         new("db", commits, 0, 0, 0, 0, 0, 0, new Dictionary<string, TableCounters>(), Statements: null, Wal: wal);
 }
