@@ -55,10 +55,11 @@ public sealed class RunRecording
 }
 
 /// <summary>
-/// Open-loop load: operation i is due at start + i/rate (after the warm-up's ramp, <see cref="PaceSpec.DueSeconds"/>). Latency is measured from that due time, not from when the
-/// request actually left, so a stalled server (or a saturated client) shows up in the figures instead of silently
-/// lowering the offered load (no coordinated omission). In-flight operations are capped; when the cap is reached the
-/// dispatcher waits, and the wait is part of the measured latency.
+/// Open-loop load: operation i is due at start + i/rate (after the warm-up's ramp, <see cref="PaceSpec.DueSeconds"/>).
+/// Latency is measured from that due time, not from when the request actually left, so a stalled server (or a
+/// saturated client) shows up in the figures instead of silently lowering the offered load (no coordinated omission).
+/// In-flight operations are capped; when the cap is reached the dispatcher waits, and the wait is part of the measured
+/// latency.
 /// </summary>
 public sealed class OpenLoopDriver(TimeProvider time)
 {

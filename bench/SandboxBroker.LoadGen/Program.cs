@@ -46,7 +46,7 @@ public static class Program
         scenario.AcceptOnlyFromAmong(ScenarioSpec.Names);
         var rate = new Option<double>("--rate") { Description = "operations per second, scheduled open-loop", DefaultValueFactory = _ => 1000 };
         var duration = DurationOption("--duration", "measured time, e.g. 30s", TimeSpan.FromSeconds(30));
-        var warmup = DurationOption("--warmup", "time run at the same rate before measuring (not recorded)", TimeSpan.FromSeconds(5));
+        var warmup = DurationOption("--warmup", "time run before measuring (not recorded): the --ramp, then the full rate", TimeSpan.FromSeconds(5));
         var ramp = DurationOption("--ramp", "how long the warm-up climbs linearly to the full rate (at most the warm-up; 0s: full rate at once)", TimeSpan.FromSeconds(3));
         var keys = new Option<int>("--keys") { Description = "keys held by repeat and mix (1 = one hot key)", DefaultValueFactory = _ => 1000 };
         var mix = new Option<string>("--mix") { Description = "mix shares in percent", DefaultValueFactory = _ => MixWeights.Default.ToString() };
