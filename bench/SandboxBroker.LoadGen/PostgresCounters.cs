@@ -21,10 +21,12 @@ public sealed record PostgresCounters(
     long TupUpdated,
     long TupDeleted,
     IReadOnlyDictionary<string, TableCounters> Tables,
-    long? Statements = null,
     WalCounters? Wal = null,
     IReadOnlyDictionary<long, StatementCounters>? StatementsById = null)
 {
+    /// <summary>Every statement this database has executed; null without pg_stat_statements.</summary>
+    public long? Statements => StatementsById?.Values.Sum(s => s.Calls);
+
     public static async Task<PostgresCounters> ReadAsync(string connectionString, CancellationToken ct)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, ApplicationName = "sandboxbroker-loadgen-stats" };
@@ -53,12 +55,10 @@ public sealed record PostgresCounters(
                 tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
             }
         }
-        var statements = await TryReadStatementsAsync(connection, ct);
         return result with
         {
             Tables = tables,
-            Statements = statements?.Values.Sum(s => s.Calls),
-            StatementsById = statements,
+            StatementsById = await TryReadStatementsAsync(connection, ct),
             Wal = await TryReadWalAsync(connection, ct),
         };
     }

@@ -57,5 +57,5 @@ public sealed class PostgresDeltaTests
     }
 
     private static PostgresCounters Counters(long commits, WalCounters? wal) =>
-        new("db", commits, 0, 0, 0, 0, 0, 0, new Dictionary<string, TableCounters>(), Statements: null, Wal: wal);
+        new("db", commits, 0, 0, 0, 0, 0, 0, new Dictionary<string, TableCounters>(), Wal: wal);
 }
