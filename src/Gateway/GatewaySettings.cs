@@ -22,6 +22,21 @@ public sealed class GatewaySettings
 
     public const int DefaultMinAcquiresInFlightPerTenant = 16;
 
+    /// <summary>
+    /// Acquires the slots of <see cref="MaxAcquiresInFlight"/> (or the tenant's share of them) refuse that may instead wait
+    /// for one, each for at most <see cref="AcquireQueueTimeout"/>; a caller that finds this many waiting is refused at once
+    /// (0: none waits). A buffer for a stall of a few hundred milliseconds, not for overload: under overload the queue is
+    /// full and the rest are refused at once. As many as the slots, so a stall that fills the slots can fill them twice.
+    /// </summary>
+    public int MaxAcquiresQueued { get; set; } = 128;
+
+    /// <summary>
+    /// How long an acquire waits in the queue (<see cref="MaxAcquiresQueued"/>) for a slot before it is refused with 503
+    /// OVERLOADED (0: none waits). Longer than the stalls the queue is for (round 20 in docs/BENCHMARKS.md: about 200 ms), and
+    /// short beside a client's timeout, so a refusal still comes while a retry elsewhere is worth it.
+    /// </summary>
+    public TimeSpan AcquireQueueTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
+
     public const int DefaultMaxRepeatsInFlight = 4096;
 
     /// <summary>

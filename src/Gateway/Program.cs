@@ -76,8 +76,18 @@ public static class Program
         {
             throw new InvalidOperationException($"Gateway:MaxRepeatsInFlight must be 0 (no limit) or more, not {settings.MaxRepeatsInFlight}");
         }
+        if (settings.MaxAcquiresQueued < 0)
+        {
+            throw new InvalidOperationException($"Gateway:MaxAcquiresQueued must be 0 (none waits) or more, not {settings.MaxAcquiresQueued}");
+        }
+        if (settings.AcquireQueueTimeout < TimeSpan.Zero || settings.AcquireQueueTimeout > TimeSpan.FromSeconds(10))
+        {
+            throw new InvalidOperationException(
+                $"Gateway:AcquireQueueTimeout must be between 00:00:00 (none waits) and 00:00:10, not {settings.AcquireQueueTimeout}");
+        }
         builder.Services.AddSingleton(sp => new AcquireAdmission(settings.MaxAcquiresInFlight, settings.MinAcquiresInFlightPerTenant,
-            new RecentLeases(sp.GetRequiredService<TimeProvider>()), settings.MaxRepeatsInFlight));
+            new RecentLeases(sp.GetRequiredService<TimeProvider>()), settings.MaxRepeatsInFlight,
+            settings.MaxAcquiresQueued, settings.AcquireQueueTimeout, sp.GetRequiredService<TimeProvider>()));
         builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
         builder.AddGatewayTelemetry();
         AddApi(builder.Services, configuration);
