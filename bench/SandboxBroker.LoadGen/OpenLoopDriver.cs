@@ -39,6 +39,8 @@ public sealed class RunRecording
 {
     public LatencyHistogram Latency { get; } = new();
     public LatencyHistogram Service { get; } = new();
+    /// <summary>Service time of the failed operations alone: how soon a refusal was answered.</summary>
+    public LatencyHistogram ErrorService { get; } = new();
     public ConcurrentDictionary<string, LatencyHistogram> ByOp { get; } = new();
     public ConcurrentDictionary<string, long> Errors { get; } = new();
     public ConcurrentDictionary<string, long> Outcomes { get; } = new();
@@ -154,6 +156,7 @@ public sealed class OpenLoopDriver(TimeProvider time)
             else
             {
                 rec.Errors.AddOrUpdate($"{result.Op}:{result.Error}", 1, (_, n) => n + 1);
+                rec.ErrorService.Record(service);
             }
             long seen;
             while (done > (seen = Interlocked.Read(ref lastCompletion)) && Interlocked.CompareExchange(ref lastCompletion, done, seen) != seen)

@@ -5,7 +5,7 @@ namespace SandboxBroker.LoadGen;
 /// <summary>
 /// Cumulative counters of one database: statements executed (pg_stat_statements, when the server preloads it, as
 /// deploy/pg.sh's does; null otherwise), transactions and rows (pg_stat_database) and row writes and scans per
-/// table (pg_stat_user_tables). Every autocommit statement is also one transaction, so where statements cannot be
+/// table (pg_stat_user_tables, with its HOT updates, dead rows and vacuums). Every autocommit statement is also one transaction, so where statements cannot be
 /// counted, transactions per operation is the closest server-side count of round trips. The WAL written (pg_stat_wal,
 /// Postgres 14 and later; null before) is the whole server's: it is what a checkpoint's full-page images multiply.
 /// <see cref="StatementsById"/> keeps each statement's own counters, so a window can say which statement its Postgres
@@ -45,14 +45,16 @@ public sealed record PostgresCounters(
         }
         var tables = new Dictionary<string, TableCounters>();
         await using (var t = new NpgsqlCommand("""
-            SELECT relname, n_tup_ins, n_tup_upd, n_tup_del, coalesce(seq_scan, 0), coalesce(idx_scan, 0)
+            SELECT relname, n_tup_ins, n_tup_upd, n_tup_del, coalesce(seq_scan, 0), coalesce(idx_scan, 0),
+                   n_tup_hot_upd, n_dead_tup, vacuum_count + autovacuum_count, analyze_count + autoanalyze_count
             FROM pg_stat_user_tables
             """, connection))
         await using (var reader = await t.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
-                tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+                tables[reader.GetString(0)] = new TableCounters(reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
+                    reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8), reader.GetInt64(9));
             }
         }
         return result with
@@ -144,11 +146,12 @@ public sealed record PostgresCounters(
         foreach (var (name, a) in after.Tables)
         {
             var b = before.Tables.GetValueOrDefault(name) ?? new TableCounters(0, 0, 0, 0, 0);
-            var d = new TableCounters(a.Inserted - b.Inserted, a.Updated - b.Updated, a.Deleted - b.Deleted, a.SeqScans - b.SeqScans, a.IdxScans - b.IdxScans);
-            if (d.Inserted + d.Updated + d.Deleted + d.SeqScans + d.IdxScans > 0)
+            var d = new TableCounters(a.Inserted - b.Inserted, a.Updated - b.Updated, a.Deleted - b.Deleted, a.SeqScans - b.SeqScans,
+                a.IdxScans - b.IdxScans, a.HotUpdated - b.HotUpdated, b.DeadRows, a.Vacuums - b.Vacuums, a.Analyzes - b.Analyzes);
+            if (d.Inserted + d.Updated + d.Deleted + d.SeqScans + d.IdxScans + d.Vacuums + d.Analyzes > 0)
             {
                 tables[name] = new TableDelta(d.Inserted, d.Updated, d.Deleted, d.SeqScans, d.IdxScans,
-                    Per(d.Inserted + d.Updated + d.Deleted), Per(d.SeqScans + d.IdxScans));
+                    Per(d.Inserted + d.Updated + d.Deleted), Per(d.SeqScans + d.IdxScans), d.HotUpdated, d.DeadRows, d.Vacuums, d.Analyzes);
             }
         }
         var commits = after.XactCommit - before.XactCommit;
@@ -180,9 +183,20 @@ public sealed record WalCounters(long Records, long FullPageImages, long Bytes);
 /// checkpoint) and bytes.</summary>
 public sealed record WalDelta(double RecordsPerOp, double FullPageImagesPerOp, double BytesPerOp);
 
-public sealed record TableCounters(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans);
+/// <summary>
+/// One table's cumulative counters, and its dead rows now (a level, not a count). Vacuums and analyzes count manual and
+/// automatic ones; a vacuum is counted when it ends.
+/// </summary>
+public sealed record TableCounters(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans,
+    long HotUpdated = 0, long DeadRows = 0, long Vacuums = 0, long Analyzes = 0);
 
-public sealed record TableDelta(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans, double RowWritesPerOp, double ScansPerOp);
+/// <summary>
+/// One table between two readings: its row writes and scans, the updates among them that were heap-only (HOT: no index
+/// entry written), its dead rows at the first reading, and the vacuums and analyzes that ended between the readings (a
+/// vacuum beside the window's writes competes with them for the same pages).
+/// </summary>
+public sealed record TableDelta(long Inserted, long Updated, long Deleted, long SeqScans, long IdxScans, double RowWritesPerOp, double ScansPerOp,
+    long HotUpdated = 0, long DeadRowsAtStart = 0, long Vacuums = 0, long Analyzes = 0);
 
 /// <summary>What Postgres did between two readings, and per successful operation.</summary>
 public sealed record PostgresDelta(

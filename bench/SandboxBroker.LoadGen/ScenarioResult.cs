@@ -49,7 +49,8 @@ public sealed record ScenarioResult(
     PostgresDelta? Postgres,
     CpuSplit? Cpu,
     IReadOnlyDictionary<string, double>? CpuMicrosPerOp,
-    Goal? Goal)
+    Goal? Goal,
+    LatencySummary? ErrorServiceMs = null)
 {
     public static ScenarioResult From(string target, ScenarioSpec spec, PaceSpec pace, DateTimeOffset startedAt, string prefix,
         RunRecording rec, PoolFill fill, IReadOnlyDictionary<string, long> levelsAfter, PostgresDelta? pg, CpuSplit? cpu)
@@ -66,7 +67,7 @@ public sealed record ScenarioResult(
             throughput, latency, LatencySummary.Of(rec.Service),
             new SortedDictionary<string, LatencySummary>(rec.ByOp.ToDictionary(p => p.Key, p => LatencySummary.Of(p.Value)), StringComparer.Ordinal),
             rec.MaxInFlight, Math.Round(rec.MaxDispatchLagMicros / 1000.0, 3), rec.WarmupOk, rec.WarmupErrors,
-            fill, levelsAfter, pg, cpu, PerOp(cpu, rec), goal);
+            fill, levelsAfter, pg, cpu, PerOp(cpu, rec), goal, rec.ErrorService.Count > 0 ? LatencySummary.Of(rec.ErrorService) : null);
     }
 
     /// <summary>CPU time per successful operation of each process group (µs): robust to a busy neighbour in a way
@@ -109,6 +110,10 @@ public sealed record ScenarioResult(
         sb.Append(CultureInfo.InvariantCulture,
             $"{Ok}/{Scheduled} ok, {ThroughputPerSecond:0}/s, latency p50 {LatencyMs.P50:0.0} p95 {LatencyMs.P95:0.0} p99 {LatencyMs.P99:0.0} max {LatencyMs.Max:0.0} ms");
         sb.Append(ErrorCount == 0 ? ", no errors" : $", {ErrorCount} errors ({string.Join(", ", Errors.Select(e => $"{e.Key}={e.Value}"))})");
+        if (ErrorServiceMs is { } refused)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $" answered in p50 {refused.P50:0.0} p99 {refused.P99:0.0} ms");
+        }
         if (Postgres is { } pg)
         {
             if (pg.StatementsPerOp is { } statements)

@@ -244,6 +244,11 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
             Say(FormattableString.Invariant(
                 $"  pg {statement.ExecMicrosPerOp:0} µs/op in {statement.CallsPerOp:0.00}/op × {statement.ExecMicrosPerCall:0} µs ({statement.BlocksHitPerCall:0} buffers): {Abbreviated(statement.Query)}"));
         }
+        foreach (var (table, t) in pg?.Tables.Where(t => t.Value.Vacuums + t.Value.Analyzes > 0) ?? [])
+        {
+            Say(FormattableString.Invariant(
+                $"  pg {table}: {t.Vacuums} vacuum(s), {t.Analyzes} analyze(s) ended in the window ({t.DeadRowsAtStart:N0} dead rows at its start, {t.HotUpdated:N0} of {t.Updated:N0} updates HOT)"));
+        }
 
         // --- clean up (not measured) ----------------------------------------------------------------------
         try

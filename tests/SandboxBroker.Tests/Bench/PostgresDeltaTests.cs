@@ -56,6 +56,35 @@ public sealed class PostgresDeltaTests
         Assert.Null(PostgresCounters.TopStatements(Counters(commits: 0, wal: null), after, ops: 1_000)); // no per-statement counters before
     }
 
+    [Fact]
+    public void Each_table_says_how_many_updates_were_HOT_its_dead_rows_at_the_start_and_the_vacuums_in_the_window()
+    {
+        var before = Counters(commits: 0, wal: null) with
+        {
+            Tables = new Dictionary<string, TableCounters>
+            {
+                ["sandboxes"] = new(Inserted: 100, Updated: 200, Deleted: 0, SeqScans: 0, IdxScans: 300, HotUpdated: 0, DeadRows: 150, Vacuums: 1, Analyzes: 2),
+                ["idle"] = new(Inserted: 5, Updated: 5, Deleted: 0, SeqScans: 1, IdxScans: 1, HotUpdated: 5, DeadRows: 5, Vacuums: 3, Analyzes: 3),
+            },
+        };
+        var after = Counters(commits: 0, wal: null) with
+        {
+            Tables = new Dictionary<string, TableCounters>
+            {
+                ["sandboxes"] = new(Inserted: 100, Updated: 1_200, Deleted: 0, SeqScans: 0, IdxScans: 1_300, HotUpdated: 400, DeadRows: 20, Vacuums: 2, Analyzes: 2),
+                ["idle"] = new(Inserted: 5, Updated: 5, Deleted: 0, SeqScans: 1, IdxScans: 1, HotUpdated: 5, DeadRows: 5, Vacuums: 3, Analyzes: 3),
+                ["vacuumed only"] = new(Inserted: 0, Updated: 0, Deleted: 0, SeqScans: 0, IdxScans: 0, DeadRows: 0, Vacuums: 1),
+            },
+        };
+
+        var tables = PostgresCounters.Delta(before, after, ops: 1_000, seconds: 10, clientStatements: null).Tables;
+
+        Assert.Equal(new TableDelta(0, 1_000, 0, 0, 1_000, RowWritesPerOp: 1, ScansPerOp: 1, HotUpdated: 400, DeadRowsAtStart: 150, Vacuums: 1, Analyzes: 0),
+            tables["sandboxes"]);
+        Assert.Equal(1, tables["vacuumed only"].Vacuums); // a vacuum alone is worth a line
+        Assert.False(tables.ContainsKey("idle"));
+    }
+
     private static PostgresCounters Counters(long commits, WalCounters? wal) =>
         new("db", commits, 0, 0, 0, 0, 0, 0, new Dictionary<string, TableCounters>(), Wal: wal);
 }
