@@ -221,15 +221,20 @@ public sealed class AcquireAdmission(
         {
             await waiter.Admitted.Task.WaitAsync(queueTimeout, _time, ct);
         }
-        catch (TimeoutException) when (LeaveQueue(waiter))
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
-            throw Overloaded($"{waiter.Refusal}, and no slot came free within {queueTimeout.TotalMilliseconds:0} ms").ToException();
-        }
-        catch (OperationCanceledException) when (LeaveQueue(waiter))
-        {
+            if (!LeaveQueue(waiter))
+            {
+                // A slot was handed to it as the wait ended: it holds the slot, so it goes on (and gives it back when done)
+                // rather than fail with a slot nobody would return.
+                return;
+            }
+            if (e is TimeoutException)
+            {
+                throw Overloaded($"{waiter.Refusal}, and no slot came free within {queueTimeout.TotalMilliseconds:0} ms").ToException();
+            }
             throw;
         }
-        // Otherwise a slot was handed to it as the wait ended: it holds the slot and goes on.
     }
 
     /// <summary>True when the waiter left the queue without a slot; false when it was handed one first.</summary>

@@ -233,6 +233,34 @@ public sealed class AdmissionTests
     }
 
     [Fact]
+    public async Task A_waiter_handed_a_slot_as_its_request_is_cancelled_still_gives_the_slot_back()
+    {
+        // Off the test framework's synchronization context, so the first acquire's end hands its slot to the waiter on this
+        // thread, and the cancellation right after it finds the slot already handed over.
+        await Task.Run(async () =>
+        {
+            var admission = new AcquireAdmission(maxInFlight: 1, maxQueued: 4, queueTimeout: TimeSpan.FromSeconds(30));
+            var held = new TaskCompletionSource<int>();
+            var first = admission.RunAsync("t", "k1", () => held.Task);
+            using var gone = new CancellationTokenSource();
+            var waiting = admission.RunAsync("t", "k2", () => Task.FromResult(2), gone.Token);
+
+            held.SetResult(1);
+            gone.Cancel();
+            await first;
+            try
+            {
+                await waiting; // it went on with its slot, or it was cancelled while still queued
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            Assert.Equal((0, 0), (admission.InFlight, admission.Queued)); // no slot lost either way
+            Assert.Equal(3, await admission.RunAsync("t", "k3", () => Task.FromResult(3)));
+        });
+    }
+
+    [Fact]
     public async Task A_waiter_its_tenants_share_holds_back_does_not_hold_back_another_tenants_waiter()
     {
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
