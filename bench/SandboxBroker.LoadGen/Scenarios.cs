@@ -306,7 +306,7 @@ public sealed class ScenarioRunner(RunnerOptions options, TimeProvider time, Act
             await connection.OpenAsync(ct);
             var tables = new List<string>();
             await using (var list = new Npgsql.NpgsqlCommand(
-                "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables t " +
+                "SELECT quote_ident(t.schemaname) || '.' || quote_ident(t.relname) FROM pg_stat_user_tables t " +
                 "JOIN pg_class c ON c.oid = t.relid WHERE pg_has_role(c.relowner, 'USAGE') ORDER BY 1", connection))
             await using (var reader = await list.ExecuteReaderAsync(ct))
             {
