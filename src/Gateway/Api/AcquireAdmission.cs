@@ -2,13 +2,11 @@ namespace SandboxBroker.Gateway.Api;
 
 /// <summary>
 /// Admission control for acquires. At most <see cref="GatewaySettings.MaxAcquiresInFlight"/> claims of this gateway
-/// have an acquire waiting on the cluster at once; an acquire for another claim is then refused at once with 503
-/// OVERLOADED and Retry-After. Concurrent acquires of one claim count once: they are one grain's work (the first does
-/// it, the rest are answered as repeats right after), so a burst of retries for one key is never refused.
-/// Without the limit, load above the cluster's capacity queues in the silo until every caller has timed out while
-/// the silo still does the abandoned work, and nothing completes (measured: warm acquires offered at 1,000/s
-/// against a capacity near 120/s completed none within the 10 s client timeout). With it the broker keeps
-/// completing at its capacity, and the callers above it learn so in a millisecond.
+/// have an acquire waiting on the cluster at once; an acquire for another claim then waits briefly for a slot (below) or
+/// is refused with 503 OVERLOADED and Retry-After. Concurrent acquires of one claim count once: they are one grain's work,
+/// so a burst of retries for one key is never refused. Without the limit, load above the cluster's capacity queues in the
+/// silo until every caller has timed out while the silo still does the abandoned work, and nothing completes (measured:
+/// warm acquires offered at 1,000/s against a capacity near 120/s completed none within the 10 s client timeout).
 /// <para>
 /// The slots are shared fairly between tenants: a tenant may hold at most
 /// <c>max(ceil((max - reserve) / active tenants), reserve)</c> of them, where <c>reserve</c> is
@@ -26,9 +24,9 @@ namespace SandboxBroker.Gateway.Api;
 /// caller that finds it full is refused without waiting; one whose wait runs out is refused then.
 /// </para>
 /// <para>
-/// Repeats go in a lane of their own: an acquire of a claim this gateway last saw holding a lease (<see cref="RecentLeases"/>)
-/// is answered by the grain from memory, so it does not take one of the slots above, which are sized for new leases
-/// (Postgres writes and a sandbox each); at most <c>maxRepeatsInFlight</c> such acquires wait at once (0: no limit).
+/// Repeats go in a lane of their own (<see cref="RepeatLane"/>): an acquire of a claim this gateway last saw holding a lease
+/// (<see cref="RecentLeases"/>) is answered by the grain from memory, so it does not take one of the slots above, which are
+/// sized for new leases (Postgres writes and a sandbox each).
 /// Otherwise repeats of many keys fill the slots and are refused while the cluster is idle, or the slots must be so many
 /// that new leases beyond the cluster's capacity queue instead of being refused.
 /// </para>
@@ -43,7 +41,7 @@ public sealed class AcquireAdmission(
     TimeProvider? time = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private int _repeatsInFlight;
+    private readonly RepeatLane _repeats = new(maxRepeatsInFlight);
 
     private readonly Lock _gate = new();
     /// <summary>Callers waiting per claim id ({tenant}/{key}).</summary>
@@ -115,7 +113,7 @@ public sealed class AcquireAdmission(
         var claimId = ClaimId.Of(tenant, claimKey);
         if (recent is not null && recent.IsLikelyActive(claimId))
         {
-            return await RunRepeatAsync(() => acquire(true));
+            return await _repeats.RunAsync(() => acquire(true));
         }
         if (Enter(tenant, claimId, out var waiter) is { } refusal)
         {
@@ -135,27 +133,8 @@ public sealed class AcquireAdmission(
         }
     }
 
-    private async Task<T> RunRepeatAsync<T>(Func<Task<T>> acquire)
-    {
-        if (Interlocked.Increment(ref _repeatsInFlight) > maxRepeatsInFlight && maxRepeatsInFlight > 0)
-        {
-            Interlocked.Decrement(ref _repeatsInFlight);
-            throw Overloaded(RepeatsFull()).ToException();
-        }
-        try
-        {
-            return await acquire();
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _repeatsInFlight);
-        }
-    }
-
-    private static ApiError Overloaded(string reason) =>
+    internal static ApiError Overloaded(string reason) =>
         new(StatusCodes.Status503ServiceUnavailable, GatewayErrorCodes.Overloaded, reason, RetryAfterSeconds: 1);
-
-    private string RepeatsFull() => $"the broker is at capacity ({maxRepeatsInFlight} repeated acquires in flight on this gateway); retry shortly";
 
     /// <summary>
     /// Why an acquire of the claim would be refused now; null when it would be admitted. A look before the request's body
@@ -167,7 +146,7 @@ public sealed class AcquireAdmission(
         var claimId = ClaimId.Of(tenant, claimKey);
         if (recent is not null && recent.IsLikelyActive(claimId))
         {
-            return maxRepeatsInFlight > 0 && Volatile.Read(ref _repeatsInFlight) >= maxRepeatsInFlight ? Overloaded(RepeatsFull()) : null;
+            return _repeats.RefusalNow() is { } full ? Overloaded(full) : null;
         }
         lock (_gate)
         {
