@@ -33,7 +33,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task The_look_before_the_body_refuses_what_the_admission_would_and_takes_no_slot()
     {
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+        var clock = Clock();
         var admission = new AcquireAdmission(maxInFlight: 1, recent: new RecentLeases(clock), maxRepeatsInFlight: 1);
         Assert.Null(admission.RefusalNow("t", "k1"));
         Assert.Equal(0, admission.InFlight); // a look, not an admission
@@ -77,7 +77,7 @@ public sealed class AdmissionTests
     public async Task An_acquire_is_told_it_is_a_likely_repeat_only_for_a_claim_this_gateway_saw_leased()
     {
         // The claim leases without reading its state first only when the gateway expects the key to be new.
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+        var clock = Clock();
         var admission = new AcquireAdmission(maxInFlight: 4, recent: new RecentLeases(clock));
         Task<bool> ToldLikelyRepeat(string tenant) => admission.RunAsync(tenant, "k", likelyRepeat => Task.FromResult(likelyRepeat));
         Assert.False(await ToldLikelyRepeat("t"));
@@ -93,7 +93,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task Repeats_of_leased_claims_do_not_take_the_new_lease_slots_and_end_when_the_lease_ends()
     {
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+        var clock = Clock();
         var admission = new AcquireAdmission(maxInFlight: 1, recent: new RecentLeases(clock), maxRepeatsInFlight: 2);
         var recent = Enumerable.Range(0, 3).Select(i => $"leased-{i}").ToList();
         foreach (var key in recent)
@@ -165,8 +165,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task A_refused_acquire_waits_for_a_slot_and_the_longest_waiting_gets_the_next_one()
     {
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
-        var admission = new AcquireAdmission(maxInFlight: 1, maxQueued: 2, queueTimeout: TimeSpan.FromMilliseconds(250), time: clock);
+        var admission = Queueing(maxQueued: 2, TimeSpan.FromMilliseconds(250), out _);
         var held = new TaskCompletionSource<int>();
         var first = admission.RunAsync("t", "k1", () => held.Task);
         var calls = new List<string>();
@@ -191,8 +190,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task A_wait_that_runs_out_is_refused_with_503_OVERLOADED_and_leaves_no_trace()
     {
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
-        var admission = new AcquireAdmission(maxInFlight: 1, maxQueued: 4, queueTimeout: TimeSpan.FromMilliseconds(250), time: clock);
+        var admission = Queueing(maxQueued: 4, TimeSpan.FromMilliseconds(250), out var clock);
         var held = new TaskCompletionSource<int>();
         var first = admission.RunAsync("t", "k1", () => held.Task);
         Assert.Null(admission.RefusalNow("t", "k2")); // there is room to wait
@@ -218,8 +216,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task A_cancelled_request_stops_waiting_and_takes_no_slot()
     {
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
-        var admission = new AcquireAdmission(maxInFlight: 1, maxQueued: 4, queueTimeout: TimeSpan.FromSeconds(1), time: clock);
+        var admission = Queueing(maxQueued: 4, TimeSpan.FromSeconds(1), out _);
         var held = new TaskCompletionSource<int>();
         var first = admission.RunAsync("t", "k1", () => held.Task);
         using var gone = new CancellationTokenSource();
@@ -263,8 +260,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task A_waiter_its_tenants_share_holds_back_does_not_hold_back_another_tenants_waiter()
     {
-        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
-        var admission = new AcquireAdmission(maxInFlight: 4, minPerTenant: 2, maxQueued: 8, queueTimeout: TimeSpan.FromSeconds(1), time: clock);
+        var admission = new AcquireAdmission(maxInFlight: 4, minPerTenant: 2, maxQueued: 8, queueTimeout: TimeSpan.FromSeconds(1), time: Clock());
         var busyHeld = new TaskCompletionSource<int>();
         var quietHeld = new TaskCompletionSource<int>();
         // Busy holds its share alone (4 - 2 reserved); quiet takes the reserve; the total is full.
@@ -345,5 +341,14 @@ public sealed class AdmissionTests
         {
             response.Dispose();
         }
+    }
+
+    private static Microsoft.Extensions.Time.Testing.FakeTimeProvider Clock() => new(DateTimeOffset.Parse("2026-12-01T12:00:00Z"));
+
+    /// <summary>One slot, and room for <paramref name="maxQueued"/> to wait for it up to <paramref name="timeout"/> on a fake clock.</summary>
+    private static AcquireAdmission Queueing(int maxQueued, TimeSpan timeout, out Microsoft.Extensions.Time.Testing.FakeTimeProvider clock)
+    {
+        clock = Clock();
+        return new AcquireAdmission(maxInFlight: 1, maxQueued: maxQueued, queueTimeout: timeout, time: clock);
     }
 }
