@@ -12,6 +12,7 @@ public interface IProbeGrain : IGrainWithStringKey
     [Alias("StartReminder")] Task StartReminder();
     [Alias("Fired")] Task<List<string>> Fired();
     [Alias("FailWithDatabaseError")] Task FailWithDatabaseError();
+    [Alias("FailWithPostgresError")] Task FailWithPostgresError(string sqlState);
 }
 
 [GenerateSerializer]
@@ -40,6 +41,10 @@ public sealed class ProbeGrain(
 
     /// <summary>Fails as a grain does when Postgres is restarting.</summary>
     public Task FailWithDatabaseError() => throw new Npgsql.NpgsqlException("simulated: the database went away");
+
+    /// <summary>Fails as a grain does when the server answers an error (57P01: Postgres restarting under the grain's command).</summary>
+    public Task FailWithPostgresError(string sqlState) =>
+        throw new Npgsql.PostgresException("simulated: the server refused the command", "FATAL", "FATAL", sqlState);
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {

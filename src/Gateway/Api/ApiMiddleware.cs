@@ -83,7 +83,8 @@ public sealed class ApiMiddleware(RequestDelegate next, ILogger<ApiMiddleware> l
             new(StatusCodes.Status413PayloadTooLarge, GatewayErrorCodes.PayloadTooLarge, "the request body is too large"),
         BadHttpRequestException bad => new(bad.StatusCode, ErrorCodes.InvalidArgument, bad.Message, "body"),
         // Class 22 is a data exception (NUL in text, a value out of range): the value is at fault, and retrying it fails again.
-        Npgsql.PostgresException { SqlState: var state } when state.StartsWith("22", StringComparison.Ordinal) =>
+        // SqlState can be null: Orleans carries a silo's PostgresException across as its type and message, without its fields.
+        Npgsql.PostgresException { SqlState: { } state } when state.StartsWith("22", StringComparison.Ordinal) =>
             new(StatusCodes.Status400BadRequest, ErrorCodes.InvalidArgument, "a value in the request cannot be stored or compared; it is refused"),
         Npgsql.NpgsqlException => DatabaseUnavailable,
         // A silo's exception Orleans cannot carry to this process arrives as a fallback naming the original type.

@@ -34,6 +34,26 @@ public sealed class ApiErrorMappingTests
     }
 
     [Fact]
+    public async Task A_server_error_inside_a_grain_reaches_the_caller_as_a_503_with_the_error_shape()
+    {
+        // Orleans carries a PostgresException across without its own fields (SqlState arrives null). The long fault run
+        // answered 387 requests with an empty 500 when Postgres restarted: the mapping itself threw on the null.
+        await using var broker = await Infrastructure.BrokerCluster.StartAsync(silos: 1);
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => broker.Grains.GetGrain<IProbeGrain>("db").FailWithPostgresError("57P01"));
+        var error = ApiMiddleware.Map(failure);
+        Assert.True((error.Status, error.Code) == (503, "UNAVAILABLE"), $"{failure.GetType()}: {failure.Message} mapped to {error}");
+    }
+
+    [Fact]
+    public void A_Postgres_error_without_its_state_is_a_503_to_retry()
+    {
+        // As one from a silo arrives: the exception's type, none of its fields.
+        var bare = (Npgsql.PostgresException)System.Runtime.CompilerServices.RuntimeHelpers.GetUninitializedObject(typeof(Npgsql.PostgresException));
+        var error = ApiMiddleware.Map(bare);
+        Assert.Equal((503, "UNAVAILABLE"), (error.Status, error.Code));
+    }
+
+    [Fact]
     public void Broker_codes_keep_their_meaning_and_unknown_failures_say_nothing_internal()
     {
         Assert.Equal(409, ApiMiddleware.Map(new BrokerException(ErrorCodes.NoSandboxesAvailable, "empty") { RetryAfterSeconds = 5 }).Status);

@@ -90,6 +90,15 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
             problems.AddRange(verdict.Violations.Select(v => v.ToString()));
             problems.AddRange(verdict.Inconclusive.Select(k => $"the checker could not decide key {k} within its step budget"));
 
+            // ---- a failure under faults is answered as one the client can act on (503 to retry), never a bare 500 ----
+            var internalErrors = operations.Where(o => o.Status == 500).ToList();
+            if (internalErrors.Count > 0)
+            {
+                var first = internalErrors[0];
+                problems.Add($"{internalErrors.Count} operation(s) answered 500, the first op-{first.Id} ({first.Kind} {first.Key}); " +
+                             "the gateway's log has the exception under that request id");
+            }
+
             // ---- every acknowledged sandbox existed; every key's live sandbox exists now ----
             using var admin = cluster.AdminClient(TimeSpan.FromSeconds(30));
             problems.AddRange(await CheckAcknowledgedSandboxesAsync(cluster, admin, operations));
