@@ -117,18 +117,24 @@ public sealed partial class PoolGrain
         _ = DiscardInBackground([.. stray.Union(abandoned)], "ready but in no pool's list, or handed out and never leased");
     }
 
-    /// <summary>Sends the sandboxes to deletion one after another; a failure is logged (Maintain tries again).</summary>
+    /// <summary>
+    /// Sends the sandboxes to deletion one after another. The first failure ends the round: it is the silo stopping or
+    /// Postgres away, which the next call would meet too (a silo stopping after a large shrink logged one warning per
+    /// sandbox, tens of thousands). What is left is ready and in no pool's list, so a later Maintain finds it as stray.
+    /// </summary>
     private async Task DiscardInBackground(IReadOnlyList<string> ids, string reason)
     {
-        foreach (var id in ids)
+        for (var i = 0; i < ids.Count; i++)
         {
             try
             {
-                await GrainFactory.GetGrain<ISandboxGrain>(id).Discard(reason);
+                await GrainFactory.GetGrain<ISandboxGrain>(ids[i]).Discard(reason);
             }
             catch (Exception e)
             {
-                logger.LogWarning("Pool {Pool} could not discard sandbox {SandboxId}: {Error}", Name, id, e.Message);
+                logger.LogWarning("Pool {Pool} could not discard sandbox {SandboxId}, {Left} more left to the next maintenance: {Error}",
+                    Name, ids[i], ids.Count - i - 1, e.Message);
+                return;
             }
         }
     }
