@@ -1,6 +1,3 @@
-using System.Net;
-using Npgsql;
-using Orleans.Dashboard;
 using SandboxBroker.ServiceDefaults;
 using SandboxBroker.Silo.Metrics;
 using SandboxBroker.Storage;
@@ -32,43 +29,28 @@ public static class Program
     public static async Task<WebApplication> BuildAsync(string[] args)
     {
         var builder = WebApplication.CreateBuilder(args);
+        SiloHost.AddSiloDefaults(builder.Configuration);
         builder.Configuration.AddEnvironmentVariables("BROKER_");
         var connectionString = PostgresOptions.Resolve(builder.Configuration);
-        var silo = builder.Configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
         var http = builder.Configuration.GetSection(HttpSettings.Section).Get<HttpSettings>() ?? new HttpSettings();
-        DashboardSettings.Bind(builder.Configuration); // its mistakes too are one line before anything starts
 
-        EnsurePortFree(silo.AdvertisedAddress, silo.SiloPort, "silo port (Orleans:SiloPort)");
-        EnsurePortFree(silo.AdvertisedAddress, silo.GatewayPort, "gateway port (Orleans:GatewayPort)");
-        EnsurePortFree(http.Address, http.Port, "HTTP port (Http:Port)");
-        await using (var dataSource = PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-migrate"))
+        SiloHost.CheckPorts(builder.Configuration);
+        SiloHost.EnsurePortFree(http.Address, http.Port, "HTTP port (Http:Port)");
+        using (var loggerFactory = LoggerFactory.Create(l => l.AddConsole()))
         {
-            await PostgresConnection.CheckReachableAsync(dataSource, CancellationToken.None);
-            using var loggerFactory = LoggerFactory.Create(l => l.AddConsole());
-            await new SchemaMigrator(dataSource, loggerFactory.CreateLogger<SchemaMigrator>()).ApplyAsync();
+            await SchemaMigration.ApplyAsync(connectionString, loggerFactory, CancellationToken.None);
         }
 
         builder.WebHost.UseUrls($"http://{http.Address}:{http.Port}");
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
-        builder.Services.Configure<DashboardSettings>(builder.Configuration.GetSection(DashboardSettings.Section));
-        builder.UseOrleans(siloBuilder => SiloConfiguration.Configure(siloBuilder, builder.Configuration, connectionString));
+        SiloHost.AddSilo(builder, connectionString);
         builder.AddBrokerTelemetry("sandboxbroker-silo");
 
         var app = builder.Build();
-        app.UseMiddleware<DashboardAuthentication>();
+        SiloHost.UseDashboard(app);
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
         app.MapGet("/readyz", Readiness.CheckAsync);
         app.MapSiloMetrics();
-        app.MapOrleansDashboard("/dashboard");
         return app;
-    }
-
-    private static void EnsurePortFree(string address, int port, string what)
-    {
-        if (!IPAddress.TryParse(address, out var ip))
-        {
-            throw new StartupException($"'{address}' is not an IP address ({what})");
-        }
-        StartupChecks.EnsurePortFree(ip, port, what);
     }
 }
