@@ -3,9 +3,11 @@
 #
 #   ./run.sh              Postgres (deploy/pg.sh), 1 silo and the gateway
 #   SILOS=3 ./run.sh      3 silos on one machine (ports 11111+i, 30000+i, 8081+i for silo i = 0..N-1)
+#   ONE_PROCESS=1 ./run.sh  the gateway hosts the silo in its own process (Gateway:HostsSilo; dashboard on port 8080)
 #
 # Environment (all optional):
 #   SILOS                      number of silos (default 1)
+#   ONE_PROCESS=1              no separate silo: the gateway is the silo (silo and gateway ports 11111 and 30000)
 #   BROKER_POSTGRES            an Npgsql connection string; when set, deploy/pg.sh is not started
 #   BROKER_DASHBOARD_PASSWORD  the silos' dashboard password (user admin); generated and printed when unset
 #   BROKER_ADMIN_TOKEN         the admin token handed to the gateway; generated and printed when unset
@@ -33,6 +35,12 @@ say() { echo "run.sh: $*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 [[ "$SILOS" =~ ^[1-9][0-9]*$ ]] || die "SILOS must be a positive integer (got '$SILOS')"
+ONE_PROCESS="${ONE_PROCESS:-0}"
+[[ "$ONE_PROCESS" == 0 || "$ONE_PROCESS" == 1 ]] || die "ONE_PROCESS must be 0 or 1 (got '$ONE_PROCESS')"
+if [[ "$ONE_PROCESS" == 1 ]]; then
+    [[ "$SILOS" == 1 ]] || die "ONE_PROCESS=1 runs one process, the gateway with its silo; leave SILOS unset"
+    SILOS=0 # no separate silo process
+fi
 command -v dotnet >/dev/null || die "the .NET 10 SDK (dotnet) is not on PATH"
 command -v curl >/dev/null || die "curl is needed (apt-get install curl)"
 
@@ -194,14 +202,18 @@ for ((i = 0; i < SILOS; i++)); do
 done
 
 # --- gateway ---------------------------------------------------------------------------------------------
+# With ONE_PROCESS=1 it hosts the silo and takes the silo's settings (silo and gateway ports 11111, 30000).
 start_process gateway env \
     ASPNETCORE_CONTENTROOT="$REPO/src/Gateway/bin/Release/net10.0" \
     BROKER_Gateway__Urls="http://127.0.0.1:$GATEWAY_PORT" \
     BROKER_ADMIN_TOKEN="$BROKER_ADMIN_TOKEN" \
+    BROKER_Gateway__HostsSilo="$([[ "$ONE_PROCESS" == 1 ]] && echo true || echo false)" \
+    BROKER_Providers__Local__Root="$SANDBOX_ROOT" \
+    BROKER_Dashboard__Password="$BROKER_DASHBOARD_PASSWORD" \
     dotnet "$GATEWAY_DLL"
 
 # --- wait for readiness ----------------------------------------------------------------------------------
-say "waiting up to ${READY_TIMEOUT}s for the gateway and $SILOS silo(s) to be ready"
+say "waiting up to ${READY_TIMEOUT}s for the gateway and $SILOS separate silo(s) to be ready"
 start=$SECONDS
 last_progress=$SECONDS
 while :; do
@@ -231,9 +243,12 @@ done
 # --- where things are ------------------------------------------------------------------------------------
 cat <<EOF
 
-SandboxBroker is running ($SILOS silo(s), ready after $((SECONDS - start))s).
+SandboxBroker is running ($([[ "$ONE_PROCESS" == 1 ]] && echo "one process: the gateway hosts the silo" || echo "$SILOS silo(s)"), ready after $((SECONDS - start))s).
   gateway          http://127.0.0.1:$GATEWAY_PORT   (/healthz, /readyz)   log .run/gateway.log
 EOF
+if [[ "$ONE_PROCESS" == 1 ]]; then
+    echo "  its silo         dashboard http://127.0.0.1:$GATEWAY_PORT/dashboard, metrics /metrics/silo   (silo port 11111, gateway port 30000)"
+fi
 for ((i = 0; i < SILOS; i++)); do
     port=$((8081 + i))
     echo "  silo-$((i + 1))           http://127.0.0.1:$port/healthz, /readyz, dashboard http://127.0.0.1:$port/dashboard   (silo port $((11111 + i)), gateway port $((30000 + i)); log .run/silo-$((i + 1)).log)"
@@ -243,7 +258,7 @@ cat <<EOF
   admin token      $BROKER_ADMIN_TOKEN$([[ -n "$generated_token" ]] && echo "   (generated; set BROKER_ADMIN_TOKEN to choose it)")
   Postgres         ${BROKER_POSTGRES%%;Password*}
   sandboxes        $SANDBOX_ROOT
-Ctrl-C stops the silos and the gateway; Postgres keeps running (stop it with: deploy/pg.sh stop).
+Ctrl-C stops the broker's processes; Postgres keeps running (stop it with: deploy/pg.sh stop).
 
 EOF
 

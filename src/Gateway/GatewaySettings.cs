@@ -9,6 +9,15 @@ public sealed class GatewaySettings
     public string Urls { get; set; } = "http://127.0.0.1:8080";
 
     /// <summary>
+    /// The gateway hosts a silo in its own process instead of being a client of separate silos: the REST API calls the grains
+    /// without crossing a socket or a second thread pool (round 22 in docs/BENCHMARKS.md: a fifth to a third less CPU per new
+    /// lease). The silo reads the Orleans, Broker, Providers and Dashboard sections as src/Silo does and joins the same
+    /// cluster, so several such gateways, or these and separate silos, make one cluster. The dashboard is then at /dashboard
+    /// and the silo's metrics at /metrics/silo on the gateway's port.
+    /// </summary>
+    public bool HostsSilo { get; set; }
+
+    /// <summary>
     /// Claim keys this gateway lets have a new lease's acquire waiting on the cluster at once; an acquire for another key
     /// is then refused with 503 OVERLOADED (0: no limit). Concurrent acquires of one key count once, and likely repeats
     /// go in their own lane (<see cref="MaxRepeatsInFlight"/>). Sized for new leases on one silo of two cores: about

@@ -5,13 +5,16 @@ using Scalar.AspNetCore;
 using SandboxBroker.Gateway.Api;
 using SandboxBroker.Gateway.Auth;
 using SandboxBroker.Gateway.Webhooks;
+using SandboxBroker.Silo;
+using SandboxBroker.Silo.Metrics;
 using SandboxBroker.Storage;
 
 namespace SandboxBroker.Gateway;
 
 /// <summary>
 /// The gateway: an ASP.NET Core app that is an Orleans client. It finds silos through the membership table
-/// in Postgres and reconnects by itself as silos come and go. `tokens …` as first argument manages API tokens instead.
+/// in Postgres and reconnects by itself as silos come and go. With <see cref="GatewaySettings.HostsSilo"/> it is a silo
+/// itself instead (one process). `tokens …` as first argument manages API tokens instead.
 /// </summary>
 public static class Program
 {
@@ -44,6 +47,11 @@ public static class Program
         var configuration = builder.Configuration;
         var settings = configuration.GetSection(GatewaySettings.Section).Get<GatewaySettings>() ?? new GatewaySettings();
         var connectionString = PostgresConnection.Tuned(PostgresOptions.Resolve(configuration));
+        if (settings.HostsSilo)
+        {
+            SiloHost.AddSiloDefaults(builder.Configuration);
+            SiloHost.CheckPorts(configuration);
+        }
         if (settings.Urls is { Length: > 0 } urls)
         {
             EnsureUrlsFree(urls);
@@ -58,9 +66,19 @@ public static class Program
             k.Limits.MaxRequestHeadersTotalSize = 2 * ApiMiddleware.MaxRequestHeadersBytes;
             k.Limits.MaxRequestHeaderCount = 2 * ApiMiddleware.MaxRequestHeaderCount;
         });
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
-        // Built now, so a malformed connection string stops the start with one line.
-        builder.Services.AddSingleton(PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-gateway"));
+        // A silo hands its grains to the others as it stops, which takes longer than a client's goodbye.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(settings.HostsSilo ? 30 : 15));
+        // Built now, so a malformed connection string stops the start with one line. A hosted silo registers its own, and the
+        // API shares it: one pool of connections in the process.
+        var dataSource = PostgresConnection.CreateDataSource(connectionString, "sandboxbroker-gateway");
+        if (settings.HostsSilo)
+        {
+            dataSource.Dispose();
+        }
+        else
+        {
+            builder.Services.AddSingleton(dataSource);
+        }
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ApiTokenStore>();
         builder.Services.AddSingleton<BrokerIndex>();
@@ -88,13 +106,27 @@ public static class Program
         builder.Services.AddSingleton(sp => new AcquireAdmission(settings.MaxAcquiresInFlight, settings.MinAcquiresInFlightPerTenant,
             new RecentLeases(sp.GetRequiredService<TimeProvider>()), settings.MaxRepeatsInFlight,
             settings.MaxAcquiresQueued, settings.AcquireQueueTimeout, sp.GetRequiredService<TimeProvider>()));
-        builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
+        if (settings.HostsSilo)
+        {
+            // Added before the silo, so the schema is in place when the silo starts (hosted services start in order).
+            builder.Services.AddHostedService(sp => new SchemaMigration(connectionString, sp.GetRequiredService<ILoggerFactory>()));
+            SiloHost.AddSilo(builder, connectionString);
+        }
+        else
+        {
+            builder.UseOrleansClient(client => ClientConfiguration.Configure(client, configuration, connectionString));
+        }
         builder.AddGatewayTelemetry();
         AddApi(builder.Services, configuration);
         customize?.Invoke(builder);
 
         var app = builder.Build();
-        UseApi(app);
+        if (settings.HostsSilo)
+        {
+            // Ahead of the API's middleware: the dashboard has its own credential and pages, not the API's.
+            SiloHost.UseDashboard(app);
+        }
+        UseApi(app, settings);
         return app;
     }
 
@@ -120,7 +152,7 @@ public static class Program
         services.AddGitHubWebhooks(configuration);
     }
 
-    private static void UseApi(WebApplication app)
+    private static void UseApi(WebApplication app, GatewaySettings settings)
     {
         var metrics = app.Services.GetRequiredService<BrokerMetrics>();
         var gauges = app.Services.GetRequiredService<LevelGauges>();
@@ -138,7 +170,11 @@ public static class Program
 
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" })).ExcludeFromDescription();
         app.MapGet("/readyz", Readiness.CheckAsync).ExcludeFromDescription();
-        app.MapBrokerMetrics(metrics, app.Configuration);
+        app.MapBrokerMetrics("/metrics", metrics.Registry, app.Configuration);
+        if (settings.HostsSilo)
+        {
+            app.MapBrokerMetrics("/metrics/silo", app.Services.GetRequiredService<SiloMetricsEndpoint>().Registry, app.Configuration);
+        }
         app.MapOpenApi("/v1/openapi.json");
         app.MapScalarApiReference("/v1/docs", o => o.WithOpenApiRoutePattern("/v1/openapi.json").WithTitle("SandboxBroker API"));
 

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Prometheus;
 
 namespace SandboxBroker.Gateway.Api;
 
@@ -13,27 +14,29 @@ public sealed class MetricsSettings
 }
 
 /// <summary>
-/// GET /metrics: the gateway's registry in Prometheus' text format. GET only (any other method is routing's 405 in the
-/// error shape), and behind a token when <see cref="MetricsSettings.Token"/> is set. The registry's labels are bounded
-/// (<see cref="BrokerMetrics"/>), so scraping costs the same however odd the requests were.
+/// GET /metrics: the gateway's registry in Prometheus' text format (and GET /metrics/silo: the silo's, when the gateway hosts
+/// it). GET only (any other method is routing's 405 in the error shape), and behind a token when
+/// <see cref="MetricsSettings.Token"/> is set. The registries' labels are bounded (<see cref="BrokerMetrics"/>), so scraping
+/// costs the same however odd the requests were.
 /// </summary>
 public static class MetricsEndpoint
 {
-    public static IEndpointConventionBuilder MapBrokerMetrics(this IEndpointRouteBuilder app, BrokerMetrics metrics, IConfiguration configuration)
+    public static IEndpointConventionBuilder MapBrokerMetrics(this IEndpointRouteBuilder app, string path, CollectorRegistry registry,
+        IConfiguration configuration)
     {
         var settings = configuration.GetSection(MetricsSettings.Section).Get<MetricsSettings>() ?? new MetricsSettings();
         var expected = string.IsNullOrEmpty(settings.Token) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(settings.Token));
-        return app.MapGet("/metrics", async (HttpContext context) =>
+        return app.MapGet(path, async (HttpContext context) =>
         {
             if (expected is not null && !Authorized(context.Request.Headers.Authorization, expected))
             {
                 context.Response.Headers.WWWAuthenticate = "Bearer";
                 await new ApiError(StatusCodes.Status401Unauthorized, GatewayErrorCodes.Unauthenticated,
-                    "/metrics needs 'Authorization: Bearer <Metrics:Token>'").WriteAsync(context);
+                    $"{path} needs 'Authorization: Bearer <Metrics:Token>'").WriteAsync(context);
                 return;
             }
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            await metrics.Registry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
+            await registry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
         }).ExcludeFromDescription();
     }
 

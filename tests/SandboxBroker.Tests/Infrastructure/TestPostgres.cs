@@ -31,7 +31,8 @@ public sealed class TestDatabase : IAsyncDisposable
                 $"{EnvironmentVariable} is not set. These tests need a real Postgres: run ./test.sh (it starts one), " +
                 $"or start deploy/pg.sh and export {EnvironmentVariable}=\"$(deploy/pg.sh env | sed -E \"s/.*BROKER_POSTGRES='(.*)'/\\1/\")\".");
 
-    public static async Task<TestDatabase> CreateAsync()
+    /// <param name="withSchema">False: an empty database, for a process that applies the schema itself.</param>
+    public static async Task<TestDatabase> CreateAsync(bool withSchema = true)
     {
         var server = new NpgsqlConnectionStringBuilder(ServerConnectionString);
         var name = $"t_{Guid.NewGuid():N}"[..20];
@@ -48,7 +49,10 @@ public sealed class TestDatabase : IAsyncDisposable
         }
         var builder = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = name, MaxPoolSize = 200 };
         var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
-        await new SchemaMigrator(dataSource, NullLogger<SchemaMigrator>.Instance).ApplyAsync();
+        if (withSchema)
+        {
+            await new SchemaMigrator(dataSource, NullLogger<SchemaMigrator>.Instance).ApplyAsync();
+        }
         return new TestDatabase(name, builder.ConnectionString, dataSource);
     }
 
