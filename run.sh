@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # run.sh - builds and runs the broker locally, in the foreground, on the embedded defaults.
 #
-#   ./run.sh              Postgres (deploy/pg.sh), 1 silo and the gateway
-#   SILOS=3 ./run.sh      3 silos on one machine (ports 11111+i, 30000+i, 8081+i for silo i = 0..N-1)
-#   ONE_PROCESS=1 ./run.sh  the gateway hosts the silo in its own process (Gateway:HostsSilo; dashboard on port 8080)
+#   ./run.sh              Postgres (deploy/pg.sh) and the broker in one process: the gateway hosts the silo
+#                         (Gateway:HostsSilo; dashboard on port 8080; silo and Orleans gateway ports 11111, 30000)
+#   SILOS=3 ./run.sh      the gateway and 3 separate silos (ports 11111+i, 30000+i, 8081+i for silo i = 0..N-1)
+#   ONE_PROCESS=0 ./run.sh  the gateway and 1 separate silo
 #
 # Environment (all optional):
-#   SILOS                      number of silos (default 1)
-#   ONE_PROCESS=1              no separate silo: the gateway is the silo (silo and gateway ports 11111 and 30000)
+#   SILOS                      separate silos, each its own process (setting it implies ONE_PROCESS=0)
+#   ONE_PROCESS                1 (default unless SILOS is set): the gateway is the silo; 0: separate processes
 #   BROKER_POSTGRES            an Npgsql connection string; when set, deploy/pg.sh is not started
 #   BROKER_DASHBOARD_PASSWORD  the silos' dashboard password (user admin); generated and printed when unset
 #   BROKER_ADMIN_TOKEN         the admin token handed to the gateway; generated and printed when unset
@@ -22,6 +23,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$REPO"
 
+# One process unless separate silos are asked for: it costs a fifth to a third less CPU per new lease (docs/BENCHMARKS.md, round 23).
+if [[ -n "${SILOS:-}" ]]; then ONE_PROCESS="${ONE_PROCESS:-0}"; else ONE_PROCESS="${ONE_PROCESS:-1}"; fi
 SILOS="${SILOS:-1}"
 SANDBOX_ROOT="${BROKER_Providers__Local__Root:-$REPO/.sandboxes}"
 READY_TIMEOUT=120
@@ -35,10 +38,9 @@ say() { echo "run.sh: $*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 [[ "$SILOS" =~ ^[1-9][0-9]*$ ]] || die "SILOS must be a positive integer (got '$SILOS')"
-ONE_PROCESS="${ONE_PROCESS:-0}"
 [[ "$ONE_PROCESS" == 0 || "$ONE_PROCESS" == 1 ]] || die "ONE_PROCESS must be 0 or 1 (got '$ONE_PROCESS')"
 if [[ "$ONE_PROCESS" == 1 ]]; then
-    [[ "$SILOS" == 1 ]] || die "ONE_PROCESS=1 runs one process, the gateway with its silo; leave SILOS unset"
+    [[ "$SILOS" == 1 ]] || die "ONE_PROCESS=1 runs one process, the gateway with its silo; leave SILOS unset or set ONE_PROCESS=0"
     SILOS=0 # no separate silo process
 fi
 command -v dotnet >/dev/null || die "the .NET 10 SDK (dotnet) is not on PATH"

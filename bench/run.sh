@@ -8,7 +8,8 @@
 #   1. makes sure Postgres answers on 127.0.0.1:54329 (starts deploy/pg.sh's cluster only when nothing listens
 #      there);
 #   2. when no gateway answers at BROKER_URL (default http://127.0.0.1:8080), starts ./run.sh in the background
-#      (one silo and the gateway, with a generated admin token) on an empty database (BENCH_DB, default
+#      (in its default shape, the gateway hosting the silo in one process, or with ONE_PROCESS=0 a separate silo;
+#      with a generated admin token) on an empty database (BENCH_DB, default
 #      sandboxbroker_bench, dropped and created again) and an empty local-provider root of its own
 #      (.artifacts/bench/sandboxes), and waits until it is ready. A root shared with an earlier run or with
 #      ./run.sh's broker holds sandboxes this broker's database does not know: its reconciler would delete them,
