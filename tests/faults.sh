@@ -11,6 +11,8 @@
 #   FAULTS_WORKERS   concurrent clients (12; suite 6)
 #   FAULTS_ROUNDS    rounds of one fault of each kind, shuffled (5; suite 1)
 #   FAULTS_SEED      the random seed (printed by every run; set it to replay a run's choices)
+#   FAULTS_GATEWAY_HOSTS_SILO=1  the gateway hosts a silo too (the one-process shape ./run.sh starts): killing it
+#                    kills a silo as well
 #   FAULTS_KEEP=1    keep the run's directory (logs of every process, history.jsonl, Postgres data); it is kept anyway
 #                    when a check fails
 # Extra arguments go to dotnet test.

@@ -209,7 +209,8 @@ public sealed class PrivatePostgres
 }
 
 /// <summary>What the harness cluster is made of.</summary>
-public sealed record ProcessClusterOptions(int Silos = 3, IReadOnlyDictionary<string, string>? SiloSettings = null);
+/// <param name="GatewayHostsSilo">The gateway is a silo too (Gateway:HostsSilo, the one-process shape), beside the separate silos.</param>
+public sealed record ProcessClusterOptions(int Silos = 3, IReadOnlyDictionary<string, string>? SiloSettings = null, bool GatewayHostsSilo = false);
 
 /// <summary>
 /// Postgres, silos and a gateway as separate OS processes on loopback, as users run them, from the dlls in the test's
@@ -224,6 +225,7 @@ public sealed class ProcessCluster : IAsyncDisposable
     private readonly List<ChildProcess> _started = [];
     private readonly SiloSlot[] _silos;
     private readonly int _gatewayPort;
+    private readonly SiloSlot? _gatewaySilo;
     private readonly string _clusterId;
     private readonly IReadOnlyDictionary<string, string> _siloSettings;
     private ChildProcess? _gateway;
@@ -237,6 +239,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         _clusterId = "faults-" + Path.GetFileName(directory)[^8..];
         _silos = Enumerable.Range(0, options.Silos).Select(_ => new SiloSlot(TestPorts.Free(), TestPorts.Free(), TestPorts.Free())).ToArray();
         _gatewayPort = TestPorts.Free();
+        _gatewaySilo = options.GatewayHostsSilo ? new SiloSlot(TestPorts.Free(), TestPorts.Free(), 0) : null;
         _siloSettings = options.SiloSettings ?? new Dictionary<string, string>();
         SandboxRoot = Path.Combine(directory, "sandboxes");
         System.IO.Directory.CreateDirectory(SandboxRoot);
@@ -347,6 +350,19 @@ public sealed class ProcessCluster : IAsyncDisposable
             $"--Auth:AdminToken={AdminToken}",
             "--RateLimit:Enabled=false",
             "--Logging:LogLevel:Default=Warning",
+            .. (_gatewaySilo is { } silo
+                ?
+                [
+                    "--Gateway:HostsSilo=true",
+                    $"--Orleans:SiloPort={silo.SiloPort}",
+                    $"--Orleans:GatewayPort={silo.GatewayPort}",
+                    $"--Providers:Local:Root={SandboxRoot}",
+                    "--Dashboard:Password=faults",
+                    "--Logging:LogLevel:SandboxBroker=Information",
+                    "--Logging:LogLevel:Orleans.Runtime.Silo=Information",
+                    .. _siloSettings.Select(kv => $"--{kv.Key}={kv.Value}"),
+                ]
+                : Array.Empty<string>()),
         ];
         _gateway = Start("gateway", "SandboxBroker.Gateway.dll", args);
     }

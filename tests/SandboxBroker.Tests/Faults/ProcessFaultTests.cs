@@ -11,9 +11,10 @@ namespace SandboxBroker.Tests.Faults;
 /// The harness's knobs. The defaults are the short form the normal suite runs; tests/faults.sh sets the long form.
 /// FAULTS_DURATION (s, the storm's least length), FAULTS_KEYS, FAULTS_WORKERS, FAULTS_ROUNDS (each round: one of
 /// every fault, in a random order when there is more than one round), FAULTS_SEED, FAULTS_KEEP=1 (keep the run's
-/// directory with every log).
+/// directory with every log), FAULTS_GATEWAY_HOSTS_SILO=1 (the gateway is a silo too, the one-process shape: its kill is
+/// then a silo's death as well).
 /// </summary>
-public sealed record FaultSettings(TimeSpan Duration, int Keys, int Workers, int Rounds, int Seed, bool Keep)
+public sealed record FaultSettings(TimeSpan Duration, int Keys, int Workers, int Rounds, int Seed, bool Keep, bool GatewayHostsSilo)
 {
     public static FaultSettings FromEnvironment() => new(
         TimeSpan.FromSeconds(Number("FAULTS_DURATION", 30)),
@@ -21,7 +22,8 @@ public sealed record FaultSettings(TimeSpan Duration, int Keys, int Workers, int
         Number("FAULTS_WORKERS", 6),
         Number("FAULTS_ROUNDS", 1),
         Number("FAULTS_SEED", Random.Shared.Next(1, 1_000_000)),
-        Environment.GetEnvironmentVariable("FAULTS_KEEP") == "1");
+        Environment.GetEnvironmentVariable("FAULTS_KEEP") == "1",
+        Environment.GetEnvironmentVariable("FAULTS_GATEWAY_HOSTS_SILO") == "1");
 
     private static int Number(string variable, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(variable), NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 ? value : fallback;
@@ -52,7 +54,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         Log($"settings: {settings}");
         var random = new Random(settings.Seed);
-        await using var cluster = await ProcessCluster.StartAsync(new ProcessClusterOptions(3, SiloSettings()), Log);
+        await using var cluster = await ProcessCluster.StartAsync(new ProcessClusterOptions(3, SiloSettings(), settings.GatewayHostsSilo), Log);
         cluster.KeepArtifacts = settings.Keep;
         Log($"cluster up after {clock.Elapsed.TotalSeconds:F1}s; run directory {cluster.Directory}");
         var problems = new List<string>();
