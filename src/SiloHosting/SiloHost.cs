@@ -29,12 +29,11 @@ public static class SiloHost
         });
 
     /// <summary>The silo's two Orleans ports, checked before start so a port in use is one line instead of a failed start.</summary>
-    public static SiloSettings CheckPorts(IConfiguration configuration)
+    public static void CheckPorts(IConfiguration configuration)
     {
         var silo = configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
         EnsurePortFree(silo.AdvertisedAddress, silo.SiloPort, "silo port (Orleans:SiloPort)");
         EnsurePortFree(silo.AdvertisedAddress, silo.GatewayPort, "gateway port (Orleans:GatewayPort)");
-        return silo;
     }
 
     public static void EnsurePortFree(string address, int port, string what)
