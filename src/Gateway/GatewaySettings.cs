@@ -10,8 +10,8 @@ public sealed class GatewaySettings
 
     /// <summary>
     /// The gateway hosts a silo in its own process instead of being a client of separate silos: the REST API calls the grains
-    /// without crossing a socket or a second thread pool (rounds 22 and 23 in docs/BENCHMARKS.md: a quarter or more off the CPU
-    /// of a new lease at 100/s, and p99 at 1,000/s about 40 ms). What ./run.sh starts by default. The silo reads the Orleans,
+    /// without crossing a socket or a second thread pool (rounds 22 to 24 in docs/BENCHMARKS.md: a quarter or more off the CPU
+    /// of a new lease at 100/s, and a lower p99 at every rate). What ./run.sh starts by default. The silo reads the Orleans,
     /// Broker, Providers and Dashboard sections as src/Silo does and joins the same cluster, so several such gateways, or these
     /// and separate silos, make one cluster. The dashboard is then at /dashboard and the silo's metrics at /metrics/silo on the
     /// gateway's port.
