@@ -10,11 +10,16 @@ namespace SandboxBroker.Tests.Infrastructure;
 /// the server binding it (or while the fault harness has a killed silo down before its restart) another process's
 /// connection to Postgres can take it, and the server then fails with "address already in use" (the long fault run did,
 /// at start-up). These ports are below the ephemeral range, which the kernel never gives to a connection, each checked
-/// free when handed out and never handed out twice by this process.
+/// free when handed out and never handed out twice by this process. They also stay out of the range Orleans' test cluster
+/// takes its silo ports from (<see cref="TestClusterSiloPorts"/>): its allocator knows nothing of these, and a port handed
+/// out here but not yet bound looks free to it.
 /// </summary>
 public static class TestPorts
 {
     private const int Lowest = 10_000;
+
+    /// <summary>Where Orleans.TestingHost's TestClusterPortAllocator picks silo ports (its gateway ports are 40000-50000, above these).</summary>
+    private static readonly (int From, int To) TestClusterSiloPorts = (22_300, 30_000);
 
     // The one piece of shared state: which ports this test process has handed out (tests run in parallel).
     private static readonly object Gate = new();
@@ -28,6 +33,10 @@ public static class TestPorts
             for (var attempt = 0; attempt < 1_000; attempt++)
             {
                 var port = Random.Shared.Next(Lowest, highest + 1);
+                if (port >= TestClusterSiloPorts.From && port < TestClusterSiloPorts.To)
+                {
+                    continue;
+                }
                 if (!HandedOut.Contains(port) && CanBind(port))
                 {
                     HandedOut.Add(port);
