@@ -3,15 +3,15 @@
 --
 -- While leases are taken, autovacuum analyzes all four tables a lease writes at every visit (each is past its
 -- threshold every minute at a few hundred leases a second), and on the 2-core machine a visit is the stall in a window
--- at 1,000 leases a second (docs/BENCHMARKS.md, rounds 21 and 24). Most of a visit was the analyzes: at the size of a
--- benchmark run (100k sandboxes), ANALYZE took about 300 ms on broker_sandboxes, 260 on broker_grain_state, 215 on
--- broker_audit_log and 160 on broker_claims. ANALYZE samples 300 rows per unit of the largest statistics target among
+-- at 1,000 leases a second (docs/BENCHMARKS.md, rounds 21 and 24). Half of a visit's CPU was the analyzes: at the size
+-- of a benchmark run (101k sandboxes), ANALYZE took about 290 ms on broker_sandboxes, 395 on broker_grain_state, 230 on
+-- broker_audit_log and 170 on broker_claims. ANALYZE samples 300 rows per unit of the largest statistics target among
 -- a table's columns (default 100: 30,000 rows) and computes statistics for every column with a target above 0.
 --
 -- Every query on these tables finds its rows through a primary key or a partial index whose predicate it repeats
 -- (0017), and the columns they filter on have few distinct values (status, pool, provider) or are compared by range
 -- (times): ten units (3,000 rows, an MCV list of ten, ten histogram buckets) describe them as well as the planner uses.
--- Columns no query filters on get no statistics. With this, the four analyzes took about 100, 100, 45 and 45 ms.
+-- Columns no query filters on get no statistics. With this, the four took about 115, 115, 45 and 50 ms (round 25).
 --
 --   target 10: the columns in a WHERE, ORDER BY or join of src/Storage and src/Persistence;
 --   target 0:  the rest (what a row carries: names, ids at the provider, owners, deadlines read with the row).
